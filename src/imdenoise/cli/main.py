@@ -1,0 +1,73 @@
+"""`imdenoise` entry point: builds the typer app and turns user errors into one-line messages."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from imdenoise.errors import ImDenoiseError
+
+app = typer.Typer(
+    name="imdenoise",
+    help="Image denoising: pretrained U-Nets, classical filters, training, evaluation, export, web service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (command name, module under imdenoise.cli, function name). Command modules import heavy
+# libraries (torch, skimage) inside their functions so that `imdenoise --help` stays fast.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("noise", "io_cmds", "noise"),
+    ("metrics", "io_cmds", "metrics"),
+    ("denoise", "denoise_cmd", "denoise"),
+    ("models", "denoise_cmd", "models"),
+    ("demo", "demo_cmd", "demo"),
+]
+
+
+def _register() -> None:
+    for name, module, func in COMMANDS:
+        try:
+            mod = importlib.import_module(f"imdenoise.cli.{module}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name == f"imdenoise.cli.{module}":
+                continue
+            raise
+        app.command(name)(getattr(mod, func))
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; an ImDenoiseError becomes `error: <message>` on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except ImDenoiseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

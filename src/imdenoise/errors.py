@@ -1,0 +1,39 @@
+"""User-facing error types: the CLI and the server print their message, never a traceback."""
+
+from __future__ import annotations
+
+
+class ImDenoiseError(Exception):
+    """Base of every error caused by the user's input (file, value, limit), not by a bug."""
+
+
+class ImageReadError(ImDenoiseError):
+    """An image file is missing, unreadable, truncated or of an unsupported kind."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image exceeds the configured pixel limit (decompression-bomb guard)."""
+
+
+class ImageWriteError(ImDenoiseError):
+    """An output image cannot be written (unsupported format/dtype, or the path is not writable)."""
+
+
+class OutputExistsError(ImageWriteError):
+    """The output file exists and overwriting was not requested."""
+
+
+class NoiseSpecError(ImDenoiseError):
+    """A noise specification string such as ``gaussian:25`` is malformed or out of range."""
+
+
+class ConfigError(ImDenoiseError):
+    """A configuration file or a ``--set key=value`` override is invalid."""
+
+
+class WeightsError(ImDenoiseError):
+    """A weights file is missing, corrupted, unsafe to load, or does not match its model."""
+
+
+class UnknownMethodError(ImDenoiseError):
+    """A model or method name is not in the registry and is not a path to a weights file."""
