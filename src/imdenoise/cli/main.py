@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("denoise", "denoise_cmd", "denoise"),
     ("models", "denoise_cmd", "models"),
     ("demo", "demo_cmd", "demo"),
+    ("train", "train_cmd", "train"),
 ]
 
 

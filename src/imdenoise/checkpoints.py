@@ -1,0 +1,89 @@
+"""Training checkpoints: atomic writes with a SHA-256 sidecar, keep-last-k, best, and safe loading."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from imdenoise.errors import WeightsError
+
+log = logging.getLogger(__name__)
+PATTERN = "ckpt-*.pt"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """Write `state` to path atomically (temp file, fsync, rename) with `path.sha256` beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = _sha256(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _atomic_write_text(path.with_name(path.name + ".sha256"), digest + "\n")
+    return path
+
+
+def verify(path: Path) -> bool:
+    """True when the checkpoint's SHA-256 sidecar exists and matches its content."""
+    side = path.with_name(path.name + ".sha256")
+    try:
+        return side.read_text().strip() == _sha256(path)
+    except OSError:
+        return False
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint with torch.load(weights_only=True): plain tensors and containers only."""
+    if not verify(path):
+        raise WeightsError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def step_checkpoints(run_dir: Path) -> list[Path]:
+    """Step checkpoints of a run, oldest first."""
+    return sorted((run_dir / "checkpoints").glob(PATTERN))
+
+
+def latest_good(run_dir: Path) -> Path | None:
+    """The newest checkpoint whose checksum verifies; corrupted ones are reported and skipped."""
+    for path in reversed(step_checkpoints(run_dir)):
+        if verify(path):
+            return path
+        log.warning("skipping corrupted checkpoint %s (checksum mismatch)", path)
+    return None
+
+
+def prune(run_dir: Path, keep_last: int) -> None:
+    """Delete all but the newest `keep_last` step checkpoints (best.pt is kept apart)."""
+    for path in step_checkpoints(run_dir)[:-keep_last]:
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)

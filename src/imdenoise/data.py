@@ -1,0 +1,190 @@
+"""Training data: images decoded once into memory (uint8), random patches, flips/rotations, noise.
+
+Every sample is a pure function of (seed, global sample index): the stream of batches is the same
+whatever the number of workers or ranks, and a resumed run sees exactly the batches it would have
+seen, which is what makes resume exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from imdenoise.errors import ConfigError, ImDenoiseError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder, sorted by name (the benchmark protocol's order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def to_uint8(image: np.ndarray, channels: int) -> np.ndarray:
+    """Float HxWxC in [0, 1] -> uint8 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
+    if image.shape[-1] != channels:
+        if channels == 1:
+            image = (image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+        else:
+            image = np.repeat(image[..., :1], channels, axis=-1)
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def load_images(paths: Sequence[Path], channels: int) -> list[np.ndarray]:
+    """Decode each file once into a uint8 HxWxC array (held in memory for the whole run)."""
+    from imdenoise.io import read_image
+
+    out = []
+    for p in paths:
+        out.append(to_uint8(read_image(p).data, channels))
+    log.info("loaded %d images (%.1f MB in memory)", len(out), sum(a.nbytes for a in out) / 1e6)
+    return out
+
+
+def augment(patch: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 dihedral transforms (k in 0..7): k % 4 quarter turns, then a flip if k >= 4."""
+    patch = np.rot90(patch, k % 4, axes=(0, 1))
+    return patch[:, ::-1] if k >= 4 else patch
+
+
+def random_crop(rng: np.random.Generator, arrays: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+    """The same random size x size window of each array (padding by reflection if an image is smaller)."""
+    h, w = arrays[0].shape[:2]
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        arrays = [np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="reflect") for a in arrays]
+        h, w = arrays[0].shape[:2]
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return [a[y:y + size, x:x + size] for a in arrays]
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of one training sample: a pure function of the run seed and the sample index."""
+    return np.random.default_rng([seed, index])
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+
+@dataclass
+class Sample:
+    """One training example: network input, target (None for self-supervised), noise level (0-1)."""
+
+    noisy: torch.Tensor
+    target: torch.Tensor
+    sigma: torch.Tensor
+
+
+class SyntheticNoiseDataset(Dataset):
+    """Clean images + noise models: a random patch, a random dihedral transform, a random noise model."""
+
+    def __init__(self, images: list[np.ndarray], noises: Sequence[str], patch_size: int, seed: int,
+                 length: int = 10**12) -> None:
+        from imdenoise.noise import parse_noise
+
+        if not images:
+            raise ConfigError("no training images")
+        self.images = images
+        self.noises = [parse_noise(s) for s in noises]
+        self.patch_size = patch_size
+        self.seed = seed
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = sample_rng(self.seed, index)
+        image = self.images[int(rng.integers(len(self.images)))]
+        (patch,) = random_crop(rng, [image], self.patch_size)
+        clean = augment(patch, int(rng.integers(8))).astype(np.float32) / 255.0
+        noise = self.noises[int(rng.integers(len(self.noises)))]
+        noisy, sigma = noise.sample(clean, rng)
+        return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(clean),
+                "sigma": torch.tensor((sigma or 0.0) / 255.0, dtype=torch.float32)}
+
+
+class PairedDataset(Dataset):
+    """Noisy/clean pairs matched by file name; the same patch and transform cut from both."""
+
+    def __init__(self, noisy: list[np.ndarray], clean: list[np.ndarray], patch_size: int, seed: int,
+                 length: int = 10**12) -> None:
+        self.noisy, self.clean = noisy, clean
+        self.patch_size, self.seed, self.length = patch_size, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = sample_rng(self.seed, index)
+        i = int(rng.integers(len(self.clean)))
+        n, c = random_crop(rng, [self.noisy[i], self.clean[i]], self.patch_size)
+        k = int(rng.integers(8))
+        n, c = (augment(a, k).astype(np.float32) / 255.0 for a in (n, c))
+        sigma = float(np.std(n - c))  # the pair's actual noise level, for noise-conditioned nets
+        return {"noisy": _chw(n), "target": _chw(c), "sigma": torch.tensor(sigma, dtype=torch.float32)}
+
+
+class NoisyOnlyDataset(Dataset):
+    """Noisy images without targets (self-supervised modes): patches and transforms only."""
+
+    def __init__(self, images: list[np.ndarray], patch_size: int, seed: int, length: int = 10**12) -> None:
+        self.images, self.patch_size, self.seed, self.length = images, patch_size, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = sample_rng(self.seed, index)
+        (patch,) = random_crop(rng, [self.images[int(rng.integers(len(self.images)))]], self.patch_size)
+        noisy = augment(patch, int(rng.integers(8))).astype(np.float32) / 255.0
+        return {"noisy": _chw(noisy), "target": _chw(noisy), "sigma": torch.tensor(0.0)}
+
+
+def match_pairs(noisy_dir: Path, clean_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Pair files of two folders by stem; unmatched files are listed in the error."""
+    noisy = {p.stem: p for p in list_images(noisy_dir)}
+    clean = {p.stem: p for p in list_images(clean_dir)}
+    only_noisy, only_clean = sorted(set(noisy) - set(clean)), sorted(set(clean) - set(noisy))
+    if only_noisy or only_clean:
+        raise ConfigError(f"unmatched files: in {noisy_dir} only: {only_noisy[:10]}; "
+                          f"in {clean_dir} only: {only_clean[:10]}")
+    stems = sorted(noisy)
+    return [noisy[s] for s in stems], [clean[s] for s in stems]
+
+
+class IndexStream(torch.utils.data.Sampler[int]):
+    """This rank's global sample indices from step `start`: sample k of rank r at step s is
+    s * batch * world + r * batch + k, so 2 ranks x 8 see exactly the samples of 1 rank x 16."""
+
+    def __init__(self, start_step: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start_step, self.batch, self.rank, self.world = start_step, batch, rank, world
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            base = step * self.batch * self.world + self.rank * self.batch
+            yield from range(base, base + self.batch)
+            step += 1
+
+    def __len__(self) -> int:  # pragma: no cover - infinite
+        return 2**62
+
+
+__all__ = ["ImDenoiseError", "list_images", "load_images", "SyntheticNoiseDataset", "PairedDataset",
+           "NoisyOnlyDataset", "match_pairs", "IndexStream", "to_uint8", "augment", "random_crop"]

@@ -1,0 +1,103 @@
+"""Training losses and weighted sums of them parsed from a config string such as '0.5*l1 + 0.3*ssim'."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from imdenoise.errors import ConfigError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of `err` over the pixels where mask is 1 (all pixels when mask is None)."""
+    if mask is None:
+        return err.mean()
+    mask = mask.expand_as(err).to(err.dtype)
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error (optionally over masked pixels only)."""
+    return _masked_mean((pred - target) ** 2, mask)
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error (optionally over masked pixels only)."""
+    return _masked_mean((pred - target).abs(), mask)
+
+
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                eps: float = 1e-3) -> torch.Tensor:
+    """sqrt((x-y)^2 + eps^2): a smooth L1, robust and well-behaved near zero."""
+    return _masked_mean(torch.sqrt((pred - target) ** 2 + eps * eps), mask)
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - SSIM (the protocol's Gaussian-window SSIM on the [0, 1] scale); masks are ignored."""
+    from imdenoise.metrics import ssim
+
+    return 1.0 - ssim(pred.float(), target.float(), data_range=1.0).mean()
+
+
+class PerceptualLoss(torch.nn.Module):
+    """VGG-16 feature distance, only from a weights file the user supplies (nothing is downloaded)."""
+
+    def __init__(self, weights: str | Path | None) -> None:
+        super().__init__()
+        if not weights or not Path(weights).is_file():
+            raise ConfigError(f"perceptual loss needs local VGG-16 weights (loss_weights.vgg); file not found: "
+                              f"{weights!r}. imdenoise never downloads weights.")
+        from safetensors.torch import load_file
+
+        layers, cin = [], 3
+        for cout in (64, 64, "M", 128, 128, "M", 256, 256, 256):
+            if cout == "M":
+                layers.append(torch.nn.MaxPool2d(2))
+            else:
+                layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.ReLU(inplace=True)]
+                cin = cout
+        self.features = torch.nn.Sequential(*layers)
+        state = load_file(str(weights)) if str(weights).endswith(".safetensors") else \
+            torch.load(weights, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+        try:
+            self.features.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ConfigError(f"{weights}: not VGG-16 feature weights ({exc})") from None
+        self.requires_grad_(False)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if pred.shape[1] == 1:
+            pred, target = pred.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)
+        return F.l1_loss(self.features(pred), self.features(target))
+
+
+LOSSES: dict[str, LossFn] = {"mse": mse, "l2": mse, "l1": l1, "charbonnier": charbonnier, "ssim": ssim_loss}
+_TERM = re.compile(r"^\s*(?:(\d+(?:\.\d*)?|\.\d+)\s*\*\s*)?([a-z0-9_]+)\s*$")
+
+
+def parse_loss(spec: str, vgg_weights: str | Path | None = None) -> Callable[..., torch.Tensor]:
+    """'0.5*l1 + 0.3*ssim' -> a callable summing weighted terms; names the bad term on error."""
+    terms: list[tuple[float, Callable[..., torch.Tensor]]] = []
+    for raw in spec.split("+"):
+        m = _TERM.match(raw)
+        if not m:
+            raise ConfigError(f"bad loss term {raw.strip()!r} in {spec!r}; write e.g. '0.5*l1 + 0.3*ssim'")
+        weight, name = float(m.group(1) or 1.0), m.group(2)
+        if name in ("vgg", "perceptual"):
+            terms.append((weight, PerceptualLoss(vgg_weights)))
+        elif name in LOSSES:
+            terms.append((weight, LOSSES[name]))
+        else:
+            raise ConfigError(f"unknown loss {name!r} in {spec!r}; choose from {sorted(LOSSES) + ['vgg']}")
+
+    def total(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return sum(w * fn(pred, target, mask) for w, fn in terms)
+
+    return total

@@ -1,0 +1,104 @@
+"""A configurable U-Net family; the shipped models and the source articles' nets are configurations."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from imdenoise.models.base import DenoisingNet
+from imdenoise.models.blocks import BLOCKS, activation, conv3x3, downsample, upsample
+
+
+class UNetConfig(BaseModel):
+    """Every knob of the family; unknown keys and bad values fail at construction, naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    in_channels: int = Field(1, ge=1, le=4)
+    out_channels: int | None = Field(None, ge=1, le=4, description="defaults to in_channels")
+    widths: tuple[int, ...] = Field((64, 128, 256), min_length=1, max_length=6, description="one per level")
+    blocks_per_level: int = Field(2, ge=1, le=8)
+    block: Literal["plain", "residual"] = "residual"
+    down: Literal["maxpool", "strided"] = "strided"
+    up: Literal["transposed", "bilinear", "pixelshuffle"] = "transposed"
+    activation: Literal["relu", "leakyrelu", "gelu", "silu"] = "relu"
+    norm: Literal["none", "batch", "group"] = "none"
+    skip: Literal["add", "concat", "none"] = "add"
+    residual: bool = Field(True, description="predict the noise and subtract it from the input")
+    noise_map: bool = Field(False, description="extra input channel sigma/255 (non-blind conditioning)")
+    pixel_unshuffle: int = Field(1, ge=1, le=4, description="work at 1/r resolution, as FFDNet does")
+    output_activation: Literal["none", "sigmoid", "tanh"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> "UNetConfig":
+        if self.residual and self.output_activation != "none":
+            raise ValueError("residual learning and an output activation exclude each other")
+        if self.residual and (self.out_channels or self.in_channels) != self.in_channels:
+            raise ValueError("residual learning needs out_channels == in_channels")
+        if any(w < 1 for w in self.widths):
+            raise ValueError(f"widths must be positive, got {self.widths}")
+        return self
+
+
+class UNet(DenoisingNet):
+    """Encoder-decoder with skips; optional pixel-unshuffle input and noise-level map (FFDNet/DRUNet)."""
+
+    def __init__(self, config: UNetConfig | None = None, **overrides: object) -> None:
+        super().__init__()
+        cfg = config.model_copy(update=overrides) if config else UNetConfig(**overrides)
+        cfg = UNetConfig(**cfg.model_dump())  # re-validate after overrides
+        self.config = cfg
+        self.in_channels = cfg.in_channels
+        self.out_channels = cfg.out_channels or cfg.in_channels
+        self.noise_conditioned = cfg.noise_map
+        r = cfg.pixel_unshuffle
+        self.size_multiple = r * 2 ** (len(cfg.widths) - 1)
+        block = BLOCKS[cfg.block]
+        w = cfg.widths
+        n = cfg.blocks_per_level
+
+        def stage(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(*[block(cin if i == 0 else cout, cout, cfg.activation, cfg.norm) for i in range(n)])
+
+        self.head = conv3x3(cfg.in_channels * r * r + int(cfg.noise_map), w[0])
+        self.encoders = nn.ModuleList(stage(w[i], w[i]) for i in range(len(w) - 1))
+        self.downs = nn.ModuleList(downsample(cfg.down, w[i], w[i + 1]) for i in range(len(w) - 1))
+        self.bottleneck = stage(w[-1], w[-1])
+        self.ups = nn.ModuleList(upsample(cfg.up, w[i + 1], w[i]) for i in range(len(w) - 1))
+        merge = 2 if cfg.skip == "concat" else 1
+        self.decoders = nn.ModuleList(stage(w[i] * merge, w[i]) for i in range(len(w) - 1))
+        self.tail = conv3x3(w[0], self.out_channels * r * r)
+        self.act_out = {"none": nn.Identity(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[cfg.output_activation]
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        h = F.pixel_unshuffle(x, cfg.pixel_unshuffle) if cfg.pixel_unshuffle > 1 else x
+        if cfg.noise_map:
+            if sigma is None:
+                raise ValueError("this network is noise-conditioned: pass sigma (N,) on the 0-1 scale")
+            level = sigma.to(h.dtype).reshape(-1, 1, 1, 1).expand(h.shape[0], 1, h.shape[2], h.shape[3])
+            h = torch.cat([h, level], dim=1)
+        h = self.head(h)
+        skips = []
+        for enc, down in zip(self.encoders, self.downs):
+            h = enc(h)
+            skips.append(h)
+            h = down(h)
+        h = self.bottleneck(h)
+        for up, dec, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
+            h = up(h)
+            if cfg.skip == "add":
+                h = h + skip
+            elif cfg.skip == "concat":
+                h = torch.cat([h, skip], dim=1)
+            h = dec(h)
+        h = self.tail(h)
+        if cfg.pixel_unshuffle > 1:
+            h = F.pixel_shuffle(h, cfg.pixel_unshuffle)
+        if cfg.residual:
+            return x - h
+        return self.act_out(h)

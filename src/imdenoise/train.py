@@ -1,0 +1,264 @@
+"""One Trainer for every mode (supervised, masked, self-supervised), on one CPU or many ranks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from imdenoise import checkpoints as ckpt
+from imdenoise.data import IndexStream
+from imdenoise.errors import ConfigError, ImDenoiseError
+from imdenoise.models.registry import build_model, get_architecture
+from imdenoise.train_config import TrainConfig
+from imdenoise.train_data import build_datasets
+from imdenoise.train_modes import make_step_inputs
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(ImDenoiseError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier at `step`: linear warm-up, then cosine, step or constant decay."""
+    o = cfg.optim
+    if o.warmup_steps and step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    if o.schedule == "step":
+        return o.gamma ** (step // o.step_size)
+    if o.schedule == "cosine":
+        t = min(1.0, (step - o.warmup_steps) / max(1, o.steps - o.warmup_steps))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
+
+
+def _dist_env() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+class Trainer:
+    """Builds model, data and optimizer from a config; `fit()` trains, checkpoints, resumes, exports."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir or cfg.output_dir)
+        self.rank, self.world, local_rank = _dist_env()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if cfg.optim.threads:
+            torch.set_num_threads(cfg.optim.threads)
+        if self.is_main:
+            if self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
+                raise ConfigError(f"run directory {self.run_dir} already exists: resume it with "
+                                  f"`imdenoise train --resume {self.run_dir}` or choose another output_dir")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(_yaml(cfg.model_dump(mode="json")))
+        torch.manual_seed(cfg.optim.seed)
+        self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
+        if cfg.model.init_weights:
+            from imdenoise.weights_io import load_model
+
+            src, _ = load_model(cfg.model.init_weights)
+            self.model.load_state_dict(src.state_dict())
+        self.model.to(self.device, memory_format=torch.channels_last)
+        self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.optim.ema else None
+        opt_cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
+        wd = cfg.optim.weight_decay if cfg.optim.optimizer == "adamw" else 0.0
+        self.optimizer = opt_cls(self.model.parameters(), lr=cfg.optim.lr, weight_decay=wd)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s))
+        from imdenoise.losses import parse_loss
+
+        self.loss_fn = parse_loss(cfg.optim.loss, cfg.optim.vgg_weights)
+        self.step = 0
+        self.best_psnr = -math.inf
+        self.history: list[dict[str, Any]] = []
+        if resume:
+            self._resume()
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+        if cfg.optim.compile:
+            self.net = torch.compile(self.net)
+        self.train_set, self.val_images = build_datasets(cfg)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly: weights, EMA, optimizer, schedule, RNG."""
+        return {
+            "format": 1, "step": self.step, "best_psnr": self.best_psnr,
+            "config": self.cfg.model_dump(mode="json"),
+            "model": self.model.state_dict(),
+            "ema": self.ema, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "history": self.history,
+        }
+
+    def _resume(self) -> None:
+        path = ckpt.latest_good(self.run_dir)
+        if path is None:
+            raise ConfigError(f"{self.run_dir}: no intact checkpoint to resume from")
+        state = ckpt.load_checkpoint(path)
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema = [t.to(self.device) for t in state["ema"]]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
+        self.history = list(state.get("history", []))
+        log.info("resumed %s at step %d", path, self.step)
+
+    def save(self, best: bool = False) -> None:
+        """Write a step checkpoint (and best.pt when validation improved); rank 0 only."""
+        if not self.is_main:
+            return
+        state = self.state_dict()
+        ckpt.save_checkpoint(state, self.run_dir / "checkpoints" / f"ckpt-{self.step:08d}.pt")
+        ckpt.prune(self.run_dir, self.cfg.log.keep_last)
+        if best:
+            ckpt.save_checkpoint(state, self.run_dir / "checkpoints" / "best.pt")
+
+    # ----------------------------------------------------------------- steps
+    def _autocast(self):
+        p = self.cfg.optim.precision
+        if p == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _ema_update(self) -> None:
+        if self.ema is None:
+            return
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema, [p.detach() for p in self.model.parameters()], 1.0 - self.cfg.optim.ema)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimisation step; raises TrainingDivergedError on a non-finite loss."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        gen = torch.Generator().manual_seed(self.cfg.optim.seed * 1_000_003 + self.step * self.world + self.rank)
+        inp, target, mask = make_step_inputs(self.cfg, batch, gen)
+        inp = inp.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.net(inp, batch["sigma"])
+        loss = self.loss_fn(out.float(), target, mask)
+        if not torch.isfinite(loss):
+            raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}: training diverged "
+                                        f"(lower optim.lr or enable optim.grad_clip); last good checkpoint kept")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self._ema_update()
+        return loss.item()
+
+    # ----------------------------------------------------------------- loop
+    def fit(self) -> Path | None:
+        """Train to cfg.optim.steps, validating and checkpointing; returns the exported weights path."""
+        from imdenoise.train_logging import RunLogger
+        from imdenoise.train_validate import validate
+
+        cfg = self.cfg
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_size=cfg.data.batch_size,
+            sampler=IndexStream(self.step, cfg.data.batch_size, self.rank, self.world),
+            num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
+            prefetch_factor=4 if cfg.data.workers else None)
+        logger = RunLogger(self, enabled=self.is_main)
+        last_ckpt_time = time.monotonic()
+        it = iter(loader)
+        try:
+            while self.step < cfg.optim.steps:
+                batch = next(it)
+                loss = self.train_step(batch)
+                self.step += 1
+                logger.step(loss, batch)
+                if self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps:
+                    metrics = validate(self)
+                    improved = metrics["psnr"] > self.best_psnr
+                    self.best_psnr = max(self.best_psnr, metrics["psnr"])
+                    self.history.append({"step": self.step, **metrics})
+                    logger.validation(metrics)
+                    self.save(best=improved)
+                    last_ckpt_time = time.monotonic()
+                elif (self.step % cfg.log.ckpt_every == 0
+                      or time.monotonic() - last_ckpt_time > 60 * cfg.log.ckpt_minutes):
+                    self.save()
+                    last_ckpt_time = time.monotonic()
+        finally:
+            logger.close()
+        return self.export() if self.is_main else None
+
+    def ema_model(self) -> torch.nn.Module:
+        """A copy of the model carrying the EMA weights (or the raw weights without EMA)."""
+        import copy
+
+        m = copy.deepcopy(self.model)
+        if self.ema is not None:
+            with torch.no_grad():
+                for p, e in zip(m.parameters(), self.ema):
+                    p.copy_(e)
+        return m.eval()
+
+    def export(self, path: Path | None = None) -> Path:
+        """Write the EMA weights with a model card in the shipped safetensors format."""
+        from imdenoise.weights_io import ModelCard, save_weights
+
+        cfg = self.cfg
+        model = self.ema_model()
+        card = ModelCard(
+            name=cfg.name, architecture=cfg.model.architecture,
+            config={**get_architecture(cfg.model.architecture).defaults, **cfg.model.config,
+                    "in_channels": cfg.data.channels},
+            in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
+            description=cfg.description, training_data=", ".join(cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
+            training_steps=self.step, noise_range=_noise_range(cfg.data.noise),
+        )
+        card_json = card.model_dump(mode="json")
+        card_json.update(validation=self.history[-1] if self.history else {})
+        out = save_weights(path or self.run_dir / f"{cfg.name}.safetensors", model, ModelCard(**card_json))
+        log.info("wrote %s", out)
+        return out
+
+
+def _noise_range(specs: list[str]) -> tuple[float, float]:
+    from imdenoise.noise import parse_noise
+
+    lo, hi = math.inf, -math.inf
+    for s in specs:
+        rng = getattr(parse_noise(s), "sigma_range", None)
+        if rng:
+            lo, hi = min(lo, rng[0]), max(hi, rng[1])
+    return (lo, hi) if lo <= hi else (0.0, 0.0)
+
+
+def _yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False)
+
+
+def run_training(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> Path | None:
+    """Train from a validated config (the CLI's `imdenoise train`); returns the weights path on rank 0."""
+    trainer = Trainer(config, run_dir, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+

@@ -1,0 +1,159 @@
+"""Training recipes: YAML files validated by pydantic; unknown keys and bad values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imdenoise.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    """Which registry architecture to train, with config overrides (in_channels, widths, ...)."""
+
+    architecture: str = "unet"
+    config: dict[str, Any] = Field(default_factory=dict)
+    init_weights: str | None = Field(None, description="start from these weights (fine-tuning)")
+
+
+class DataSection(_Strict):
+    """Where the images come from and how patches are made."""
+
+    train: list[str] = Field(default_factory=list, description="clean image folders (synthetic noise)")
+    paired: tuple[str, str] | None = Field(None, description="(noisy folder, clean folder) matched by name")
+    noisy: list[str] = Field(default_factory=list, description="noisy-only folders (self-supervised)")
+    channels: Literal[1, 3] = 1
+    noise: list[str] = Field(default_factory=lambda: ["gaussian:0-55"], description="noise specs, one drawn per patch")
+    patch_size: int = Field(128, ge=8, le=1024)
+    batch_size: int = Field(16, ge=1)
+    workers: int = Field(2, ge=0)
+    holdout: int = Field(8, ge=0, description="last N training images kept out for validation")
+    val: list[str] = Field(default_factory=list, description="extra validation folders (evaluated as held out)")
+    val_noise: str = "gaussian:25"
+    val_limit: int = Field(8, ge=1)
+    limit: int | None = Field(None, ge=1, description="use only the first N training images")
+
+    @model_validator(mode="after")
+    def _sources(self) -> "DataSection":
+        if sum(bool(x) for x in (self.train, self.paired, self.noisy)) != 1:
+            raise ValueError("give exactly one of data.train (clean folders), data.paired or data.noisy")
+        return self
+
+
+class OptimSection(_Strict):
+    """Optimizer, schedule and the numerics of the run."""
+
+    steps: int = Field(10000, ge=1)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = Field(2e-4, gt=0, le=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    step_size: int = Field(1000, ge=1, description="step schedule: decay every step_size steps")
+    gamma: float = Field(0.5, gt=0, le=1)
+    min_lr_ratio: float = Field(0.01, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    ema: float | None = Field(0.999, gt=0, lt=1)
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    compile: bool = False
+    loss: str = "l1"
+    vgg_weights: str | None = None
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+
+
+class SelfSupSection(_Strict):
+    """Options of the masked and self-supervised modes."""
+
+    mask_ratio: float = Field(0.8, gt=0, lt=1, description="masked mode: fraction of input pixels masked")
+    blind_spot_ratio: float = Field(0.02, gt=0, lt=0.5, description="selfsupervised: fraction of blind spots")
+
+
+class LogSection(_Strict):
+    """How often to log, validate and checkpoint."""
+
+    every: int = Field(50, ge=1)
+    val_every: int = Field(1000, ge=1)
+    ckpt_every: int = Field(500, ge=1)
+    ckpt_minutes: float = Field(10.0, gt=0)
+    keep_last: int = Field(2, ge=1)
+    tensorboard: bool = True
+    images_every: int = Field(2000, ge=1)
+    progress: bool = True
+
+
+class TrainConfig(_Strict):
+    """A whole training recipe."""
+
+    name: str = "model"
+    mode: Literal["supervised", "masked", "selfsupervised"] = "supervised"
+    output_dir: str = "runs/model"
+    description: str = ""
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection
+    optim: OptimSection = Field(default_factory=OptimSection)
+    selfsup: SelfSupSection = Field(default_factory=SelfSupSection)
+    log: LogSection = Field(default_factory=LogSection)
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {msg}")
+    return f"{source}: invalid config: " + "; ".join(parts)
+
+
+def _coerce(text: str) -> Any:
+    """A --set value parsed as YAML (numbers, booleans, lists), never executed."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides to a nested dict (values parsed with yaml.safe_load)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"bad override {item!r}: write key=value, e.g. optim.lr=1e-4")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"bad override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = _coerce(value)
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                raw: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML recipe (safe loader), apply overrides, validate; ConfigError names every bad field."""
+    source = str(path) if path else "config"
+    if raw is None:
+        if path is None:
+            raise ConfigError("no config given")
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of sections")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None

@@ -1,0 +1,108 @@
+"""Training progress: a tqdm bar (loss, it/s, ETA), a JSON-lines log, TensorBoard scalars and images."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from imdenoise.train import Trainer
+
+log = logging.getLogger(__name__)
+
+
+class RunLogger:
+    """Everything a run reports, written by rank 0 only; quiet progress bar when not on a terminal."""
+
+    def __init__(self, trainer: "Trainer", enabled: bool) -> None:
+        self.t = trainer
+        self.enabled = enabled
+        self.cfg = trainer.cfg.log
+        self.losses: list[float] = []
+        self.tick = time.monotonic()
+        self.tick_step = trainer.step
+        self.bar = None
+        self.tb = None
+        self.jsonl = None
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        self.jsonl = open(trainer.run_dir / "train_log.jsonl", "a", buffering=1)
+        self.bar = tqdm(total=trainer.cfg.optim.steps, initial=trainer.step, dynamic_ncols=True,
+                        disable=not (self.cfg.progress and sys.stderr.isatty()), desc=trainer.cfg.name)
+        if self.cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(trainer.run_dir / "tensorboard"), purge_step=trainer.step)
+            except ImportError:  # pragma: no cover - tensorboard is a core dependency
+                log.warning("tensorboard not installed: no TensorBoard logs")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.jsonl:
+            self.jsonl.write(json.dumps(record) + "\n")
+
+    def step(self, loss: float, batch: dict[str, torch.Tensor]) -> None:
+        """Record one step's loss; every `log.every` steps write averages, lr and speed."""
+        if not self.enabled:
+            return
+        self.losses.append(loss)
+        step = self.t.step
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if step % self.cfg.every == 0:
+            now = time.monotonic()
+            its = (step - self.tick_step) / max(1e-9, now - self.tick)
+            lr = self.t.optimizer.param_groups[0]["lr"]
+            mean_loss = sum(self.losses) / len(self.losses)
+            record = {"step": step, "loss": mean_loss, "lr": lr, "it_per_s": its, "time": time.time()}
+            self._write(record)
+            if not (self.bar and not self.bar.disable):
+                eta = (self.t.cfg.optim.steps - step) / max(its, 1e-9)
+                log.info("step %d  loss %.5f  lr %.2e  %.2f it/s  ETA %.1f min", step, mean_loss, lr, its, eta / 60)
+            if self.tb:
+                self.tb.add_scalar("train/loss", mean_loss, step)
+                self.tb.add_scalar("train/lr", lr, step)
+                self.tb.add_scalar("train/it_per_s", its, step)
+            self.losses.clear()
+            self.tick, self.tick_step = now, step
+        if self.tb and step % self.cfg.images_every == 0:
+            self._images(batch)
+
+    def _images(self, batch: dict[str, torch.Tensor]) -> None:
+        """A grid of noisy / denoised / clean training patches (first 4 of the batch)."""
+        model = self.t.ema_model()
+        noisy, target, sigma = batch["noisy"][:4], batch["target"][:4], batch["sigma"][:4]
+        with torch.inference_mode():
+            out = model(noisy.to(self.t.device), sigma.to(self.t.device)).float().cpu()
+        rows = torch.cat([noisy, out, target], dim=3).clamp(0, 1)  # each row: noisy | denoised | clean
+        grid = torch.cat(list(rows), dim=1)
+        if grid.shape[0] == 1:
+            grid = grid.repeat(3, 1, 1)
+        self.tb.add_image("train/noisy_denoised_clean", grid, self.t.step)
+
+    def validation(self, metrics: dict[str, float]) -> None:
+        """Record validation PSNR/SSIM."""
+        if not self.enabled:
+            return
+        self._write({"step": self.t.step, **{f"val_{k}": v for k, v in metrics.items()}, "time": time.time()})
+        log.info("step %d  validation PSNR %.3f dB (noisy %.2f)  SSIM %.4f", self.t.step, metrics["psnr"],
+                 metrics["noisy_psnr"], metrics["ssim"])
+        if self.tb:
+            for k, v in metrics.items():
+                self.tb.add_scalar(f"val/{k}", v, self.t.step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb:
+            self.tb.close()
+        if self.jsonl:
+            self.jsonl.close()

@@ -1,0 +1,51 @@
+"""What the network sees and is scored on in each training mode (supervised, masked, self-supervised)."""
+
+from __future__ import annotations
+
+import torch
+
+
+from imdenoise.train_config import TrainConfig
+
+
+def random_mask(shape: torch.Size, ratio: float, gen: torch.Generator) -> torch.Tensor:
+    """A (N,1,H,W) float mask with 1 where a pixel is masked, each pixel masked with probability ratio."""
+    n, _, h, w = shape
+    return (torch.rand((n, 1, h, w), generator=gen) < ratio).float()
+
+
+def blind_spot_input(noisy: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Noise2Void: replace each masked pixel by a random pixel of its 5x5 neighbourhood (not itself)."""
+    n, c, h, w = noisy.shape
+    dy = torch.randint(-2, 3, (n, 1, h, w), generator=gen)
+    dx = torch.randint(-2, 3, (n, 1, h, w), generator=gen)
+    same = (dy == 0) & (dx == 0)
+    dx = torch.where(same, torch.ones_like(dx), dx)  # never copy the pixel onto itself
+    yy = (torch.arange(h).view(1, 1, h, 1) + dy).clamp(0, h - 1)
+    xx = (torch.arange(w).view(1, 1, 1, w) + dx).clamp(0, w - 1)
+    flat = (yy * w + xx).expand(n, c, h, w).reshape(n, c, -1)
+    swapped = noisy.reshape(n, c, -1).gather(2, flat).reshape(n, c, h, w)
+    return torch.where(mask.bool().expand_as(noisy), swapped, noisy)
+
+
+def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(network input, target, loss mask) for one batch.
+
+    - supervised: noisy -> clean.
+    - masked (Chen et al., CVPR 2023): a random `mask_ratio` of input pixels zeroed, target clean,
+      loss on all pixels; the net must learn image structure rather than the noise's statistics.
+    - selfsupervised (Noise2Void-style blind spots): masked pixels replaced by neighbours, target is
+      the noisy image itself, loss only on the masked pixels.
+    """
+    noisy, target = batch["noisy"], batch["target"]
+    if cfg.mode == "supervised":
+        return noisy, target, None
+    if cfg.mode == "masked":
+        mask = random_mask(noisy.shape, cfg.selfsup.mask_ratio, gen).to(noisy.device)
+        return noisy * (1.0 - mask), target, None
+    mask = random_mask(noisy.shape, cfg.selfsup.blind_spot_ratio, gen).to(noisy.device)
+    return blind_spot_input(noisy, mask, gen), noisy, mask
+
+
+

@@ -1,0 +1,144 @@
+"""Weights files: safetensors with a JSON model card in the header; never unpickle user files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from imdenoise.errors import WeightsError
+from imdenoise.models.base import DenoisingNet
+
+FORMAT_VERSION = 1
+CARD_KEY = "imdenoise.card"
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+class ModelCard(BaseModel):
+    """What a weights file is: architecture and config, channels, noise range, data, measured quality."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    architecture: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    in_channels: int
+    parameters: int = 0
+    description: str = ""
+    noise_range: tuple[float, float] = (0.0, 55.0)
+    training_data: str = ""
+    training_steps: int = 0
+    cpu_hours: float = 0.0
+    psnr: dict[str, float] = Field(default_factory=dict, description="'set/sigma' -> PSNR dB")
+    version: str = "0"
+
+
+def _atomic_path(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+
+def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: torch.dtype = torch.float32) -> Path:
+    """Write model weights (cast to `dtype`) and the card atomically as one safetensors file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
+    fd, tmp = _atomic_path(path)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={CARD_KEY: card.model_dump_json()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """Read only the model card of a safetensors weights file (no tensors loaded)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: weights file not found") from None
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from None
+    if CARD_KEY not in meta:
+        raise WeightsError(f"{path}: safetensors file has no imdenoise model card; "
+                           "import a plain state dict with --arch NAME instead")
+    try:
+        card = ModelCard.model_validate(json.loads(meta[CARD_KEY]))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: invalid model card: {exc}") from None
+    if card.format_version > FORMAT_VERSION:
+        raise WeightsError(f"{path}: weights format {card.format_version} is newer than this imdenoise "
+                           f"supports ({FORMAT_VERSION}); upgrade imdenoise")
+    return card
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from safetensors, or a plain state dict via torch.load(weights_only=True); else refuse."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise WeightsError(f"{path}: cannot read safetensors weights ({exc})") from None
+    if path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # weights_only refuses any pickle that is not plain tensors/containers
+            raise WeightsError(f"{path}: refused: not a plain PyTorch state dict "
+                               f"(only weights_only loading is allowed): {str(exc).splitlines()[0]}") from None
+        if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+            obj = obj["model"]  # an imdenoise training checkpoint
+        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise WeightsError(f"{path}: refused: expected a dict of tensors (a state dict)")
+        return obj
+    raise WeightsError(f"{path}: unsupported weights file type {path.suffix!r}; use .safetensors or a .pt/.pth state dict")
+
+
+def load_model(path: str | Path, architecture: str | None = None, **config: Any) -> tuple[DenoisingNet, ModelCard]:
+    """Build the network a weights file describes and load its weights (float32, eval mode)."""
+    from imdenoise.models.registry import get_architecture
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors" and architecture is None:
+        card = read_card(path)
+    else:
+        if architecture is None:
+            raise WeightsError(f"{path}: a plain state dict does not say its architecture; pass --arch NAME")
+        arch = get_architecture(architecture)
+        card = ModelCard(name=path.stem, architecture=architecture, config={**arch.defaults, **config},
+                         in_channels=int(config.get("in_channels", 1)))
+    model = get_architecture(card.architecture).build(**card.config)
+    state = _load_state(path)
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v.float() if v.is_floating_point() else v
+             for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsError(f"{path}: weights do not match architecture {card.architecture!r}: "
+                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
+    card.parameters = sum(p.numel() for p in model.parameters())
+    return model.eval(), card
+
+
+def shipped_models() -> list[tuple[ModelCard, Path]]:
+    """The pretrained models shipped inside the package, with their cards."""
+    return [(read_card(p), p) for p in sorted(SHIPPED_DIR.glob("*.safetensors"))]
