@@ -131,10 +131,15 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
     state = _load_state(path)
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v.float() if v.is_floating_point() else v
              for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
         raise WeightsError(f"{path}: weights do not match architecture {card.architecture!r}: "
-                           f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")
+                           f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}")
+    model.load_state_dict(state)
     card.parameters = sum(p.numel() for p in model.parameters())
     return model.eval(), card
 

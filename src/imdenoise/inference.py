@@ -1,0 +1,230 @@
+"""The inference engine: `load(name_or_path)` -> a Denoiser that cleans arrays of any size.
+
+Channel rules (what is sound for AWGN):
+- a gray model on a color image denoises each channel separately (the noise of the channels is
+  independent, so each channel is a valid gray input);
+- a color model is never run on a replicated gray image: the copies would carry identical noise,
+  which a color model was not trained for. `default` therefore picks the gray or color model.
+Alpha (a 2nd channel of gray+alpha or a 4th of RGBA) is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from imdenoise.errors import ImDenoiseError, UnknownMethodError
+from imdenoise.models.base import DenoisingNet
+from imdenoise.tiling import run_tiled
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass
+class InferenceOptions:
+    """How a network is run: device, threads, tiling, precision, compilation."""
+
+    device: Device = "auto"
+    threads: int | None = None
+    tile: int | None = 1024
+    overlap: int = 64
+    precision: Literal["fp32", "bf16"] = "fp32"
+    compile: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: Device) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; an unavailable explicit device is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ImDenoiseError("device 'cuda' requested but CUDA is not available on this machine")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ImDenoiseError("device 'mps' requested but Apple MPS is not available on this machine")
+    return torch.device(device)
+
+
+def _as_hwc(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """float32 HxWxC view of an HxW or HxWxC array, and whether the input was 2-D."""
+    if not isinstance(image, np.ndarray):
+        raise ImDenoiseError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 2:
+        return image[..., None].astype(np.float32, copy=False), True
+    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ImDenoiseError(f"expected an HxW or HxWxC image with C in 1-4, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImDenoiseError(f"empty image of shape {image.shape}")
+    return image.astype(np.float32, copy=False), False
+
+
+def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(color channels, alpha or None) of an HxWxC array: C=2 is gray+alpha, C=4 is RGBA."""
+    if image.shape[-1] in (2, 4):
+        return image[..., :-1], image[..., -1:]
+    return image, None
+
+
+class ModelDenoiser:
+    """A trained network applied to whole images: padding, tiling, sigma estimation, channels."""
+
+    def __init__(self, model: DenoisingNet, name: str, card: Any = None, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+        self.device = resolve_device(self.options.device)
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self.name = name
+        self.card = card
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.channels = model.in_channels
+        self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
+        self._fn = torch.compile(self.model) if self.options.compile else self.model
+
+    def _sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
+        if sigma is not None:
+            if not np.isfinite(sigma) or sigma < 0:
+                raise ImDenoiseError(f"sigma must be a non-negative number on the 0-255 scale, got {sigma}")
+            return float(sigma)
+        if not self.model.noise_conditioned:
+            return 0.0
+        from imdenoise.noise import estimate_sigma
+
+        est = float(estimate_sigma(image))
+        lo, hi = self.noise_range
+        return float(min(max(est, lo), hi)) if hi > lo else est
+
+    def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
+        """(N,H,W,C) float32 -> denoised (N,H,W,C) through the network, tiled and padded."""
+        x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(self.device)
+        s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16")
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            with autocast:
+                return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
+
+        with torch.inference_mode():
+            out = run_tiled(fn, x, self.model.size_multiple, self.options.tile, self.options.overlap)
+        return out.permute(0, 2, 3, 1).cpu().numpy()
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        """Denoise one float32 HxW or HxWxC image (any size); blind when sigma is None."""
+        return self.denoise_batch([image], sigma)[0]
+
+    def denoise_batch(self, images: list[np.ndarray], sigma: float | None = None) -> list[np.ndarray]:
+        """Denoise many images; images of equal shape and noise level run as one batch."""
+        prepared = []
+        for image in images:
+            hwc, was_2d = _as_hwc(image)
+            color, alpha = split_alpha(hwc)
+            if not np.all(np.isfinite(color)):
+                raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
+            if color.shape[-1] != self.channels and self.channels != 1:
+                raise ImDenoiseError(f"model {self.name!r} expects {self.channels}-channel images, got "
+                                     f"{color.shape[-1]}; use a gray model (or 'default') for gray images")
+            prepared.append((color, alpha, was_2d, self._sigma_for(color, sigma)))
+        results: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, (color, _, _, s) in enumerate(prepared):
+            groups.setdefault((color.shape, round(s, 4)), []).append(i)
+        for (shape, s), idx in groups.items():
+            stack = np.stack([prepared[i][0] for i in idx])
+            if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image
+                n, h, w, c = stack.shape
+                per = stack.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+                out = self._run(per, s).reshape(n, c, h, w).transpose(0, 2, 3, 1)
+            else:
+                out = self._run(stack, s)
+            for j, i in enumerate(idx):
+                color, alpha, was_2d, _ = prepared[i]
+                res = out[j] if alpha is None else np.concatenate([out[j], alpha], axis=-1)
+                results[i] = res[..., 0] if was_2d else res
+        return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
+
+
+class AutoDenoiser:
+    """`default`: the gray model for gray images, the color model for color images."""
+
+    def __init__(self, gray: ModelDenoiser, color: ModelDenoiser, name: str = "default") -> None:
+        self.name, self.gray, self.color = name, gray, color
+
+    def pick(self, image: np.ndarray) -> ModelDenoiser:
+        """The model that suits this image's channel count."""
+        c = 1 if image.ndim == 2 else image.shape[-1]
+        return self.color if c in (3, 4) else self.gray
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        """Denoise with the gray or color model according to the image's channels."""
+        return self.pick(image).denoise(image, sigma)
+
+
+SHIPPED_ALIASES = {"default": ("gray", "color"), "fast": ("gray-fast", "color-fast")}
+
+
+def _shipped_path(name: str) -> Path | None:
+    from imdenoise.weights_io import SHIPPED_DIR
+
+    p = SHIPPED_DIR / f"{name}.safetensors"
+    return p if p.is_file() else None
+
+
+def available_methods() -> list[str]:
+    """Every name `load` accepts: shipped models, aliases, classical methods, zero-shot."""
+    from imdenoise.classical import CLASSICAL_METHODS
+    from imdenoise.weights_io import SHIPPED_DIR
+
+    shipped = sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
+    aliases = [a for a, (g, c) in SHIPPED_ALIASES.items() if g in shipped and c in shipped]
+    return aliases + shipped + sorted(CLASSICAL_METHODS) + ["zeroshot"]
+
+
+def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "torch", **options: Any):
+    """A Denoiser by shipped name ('default', 'gray', ...), weights path, classical name or 'zeroshot'."""
+    opts = InferenceOptions(**{k: v for k, v in options.items() if k in InferenceOptions.__dataclass_fields__})
+    name = str(name_or_path)
+    if backend == "onnxruntime":
+        from imdenoise.export import load_onnx
+
+        return load_onnx(name_or_path, opts)
+    if backend != "torch":
+        raise ImDenoiseError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
+    if name in SHIPPED_ALIASES:
+        gray, color = SHIPPED_ALIASES[name]
+        if _shipped_path(gray) and _shipped_path(color):
+            return AutoDenoiser(load(gray, **options), load(color, **options), name=name)
+    if _shipped_path(name):
+        return _load_weights(_shipped_path(name), None, opts)
+    p = Path(name)
+    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".onnx"):
+        if p.suffix == ".onnx":
+            from imdenoise.export import load_onnx
+
+            return load_onnx(p, opts)
+        return _load_weights(p, arch, opts)
+    from imdenoise.classical import CLASSICAL_METHODS, get_classical
+
+    if name in CLASSICAL_METHODS:
+        return get_classical(name, **opts.extra)
+    if name == "zeroshot":
+        from imdenoise.zeroshot import ZeroShotDenoiser
+
+        return ZeroShotDenoiser(**opts.extra)
+    raise UnknownMethodError(f"unknown model or method {name!r}; choose from {', '.join(available_methods())} "
+                             "or give a path to a .safetensors/.pt weights file")
+
+
+def _load_weights(path: Path, arch: str | None, opts: InferenceOptions) -> ModelDenoiser:
+    from imdenoise.weights_io import load_model
+
+    model, card = load_model(path, arch)
+    return ModelDenoiser(model, card.name, card, opts)
