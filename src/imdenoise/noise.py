@@ -1,0 +1,299 @@
+"""Noise models (gaussian, poisson, salt-and-pepper, speckle, mixed), seeded, parsed from strings.
+
+Spec grammar (documented in docs/noise.md)::
+
+    KIND[:VALUE[:VALUE...]]          positional values, in the kind's parameter order
+    KIND:NAME=VALUE[,NAME=VALUE...]  named values (positional ones may come first)
+    VALUE := NUMBER | NUMBER-NUMBER  a range: drawn uniformly per call (e.g. gaussian:0-55)
+
+Every model works on float32 HxWxC (or HxW) arrays and draws all randomness from the
+``np.random.Generator`` it is given; outputs are float32 and never clipped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import ClassVar, Union
+
+import numpy as np
+
+from imdenoise.errors import NoiseSpecError
+from imdenoise.noise_estimation import estimate_sigma
+
+__all__ = [
+    "NoiseModel", "GaussianNoise", "PoissonNoise", "SaltPepperNoise", "SpeckleNoise", "MixedNoise",
+    "NOISE_KINDS", "parse_noise", "parse_noise_levels", "benchmark_rng", "benchmark_noisy",
+    "estimate_sigma",
+]
+
+Param = Union[float, tuple[float, float]]
+"""A parameter: a fixed value, or a (low, high) range drawn uniformly on every call."""
+
+
+def _draw(value: Param, rng: np.random.Generator) -> float:
+    """A fixed value as is (no draw, so seeded streams stay aligned); a range sampled uniformly."""
+    if isinstance(value, tuple):
+        lo, hi = value
+        return float(lo) if lo == hi else float(rng.uniform(lo, hi))
+    return float(value)
+
+
+def _bounds(value: Param) -> tuple[float, float]:
+    return (float(value[0]), float(value[1])) if isinstance(value, tuple) else (float(value), float(value))
+
+
+def _fmt(value: Param) -> str:
+    if isinstance(value, tuple):
+        return f"{value[0]:g}-{value[1]:g}"
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Base of every noise kind: ``model(clean, rng)`` gives the noisy image, ``sample`` also its level."""
+
+    kind: ClassVar[str] = ""
+    required: ClassVar[int] = 1  # how many leading parameters a spec must give
+    limits: ClassVar[dict[str, tuple[float, float, str]]] = {}  # name -> (min, max, meaning)
+
+    def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Return ``clean`` with noise added: float32, same shape, not clipped."""
+        return self.sample(clean, rng)[0]
+
+    def sample(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        """Noisy image and its noise level on the 0-255 scale (the drawn sigma, or the realized RMS)."""
+        clean = np.asarray(clean, dtype=np.float32)
+        values = {f.name: _draw(getattr(self, f.name), rng) for f in fields(self)}
+        noisy = self._apply(clean, rng, **values).astype(np.float32, copy=False)
+        return noisy, self._level(clean, noisy, values)
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, **values: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def _level(self, clean: np.ndarray, noisy: np.ndarray, values: dict[str, float]) -> float | None:
+        """Equivalent AWGN level: RMS of the realized noise, 0-255 scale."""
+        return float(np.sqrt(np.mean((noisy.astype(np.float64) - clean) ** 2)) * 255.0)
+
+    @property
+    def nominal_sigma(self) -> float | None:
+        """Equivalent AWGN sigma (0-255) when the model has one fixed value, else None."""
+        return None
+
+    @property
+    def level(self) -> float:
+        """The kind's main parameter (sigma, peak, amount, var): the ``level`` in benchmark_rng."""
+        lo, hi = _bounds(getattr(self, fields(self)[0].name))
+        return (lo + hi) / 2.0
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec string that parses back to this model."""
+        args = ",".join(f"{f.name}={_fmt(getattr(self, f.name))}" for f in fields(self))
+        return f"{self.kind}:{args}"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lo_lim, hi_lim, meaning = self.limits[f.name]
+            lo, hi = _bounds(value)
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi or lo < lo_lim or hi > hi_lim:
+                raise NoiseSpecError(
+                    f"{self.kind} noise: {f.name}={_fmt(value)} is out of range; {f.name} ({meaning}) "
+                    f"must be in [{lo_lim:g}, {hi_lim:g}]" + (" with low <= high" if lo > hi else ""))
+
+
+@dataclass(frozen=True)
+class GaussianNoise(NoiseModel):
+    """Additive white Gaussian noise, sigma on the 0-255 scale; a (low, high) sigma is drawn per call."""
+
+    sigma: Param = 25.0
+    kind: ClassVar[str] = "gaussian"
+    limits: ClassVar = {"sigma": (0.0, 255.0, "standard deviation on the 0-255 scale")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+        return clean + (sigma / 255) * rng.standard_normal(clean.shape, dtype=np.float32)
+
+    def _level(self, clean: np.ndarray, noisy: np.ndarray, values: dict[str, float]) -> float:
+        return values["sigma"]
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        """(low, high) sigma on the 0-255 scale; low == high for a fixed level."""
+        return _bounds(self.sigma)
+
+    @property
+    def nominal_sigma(self) -> float | None:
+        lo, hi = self.sigma_range
+        return lo if lo == hi else None
+
+
+@dataclass(frozen=True)
+class PoissonNoise(NoiseModel):
+    """Shot noise: ``Poisson(x * peak) / peak`` (peak = photon count at intensity 1; lower is noisier)."""
+
+    peak: Param = 30.0
+    kind: ClassVar[str] = "poisson"
+    limits: ClassVar = {"peak": (1e-3, 1e6, "photon count at intensity 1")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, peak: float) -> np.ndarray:
+        return (rng.poisson(np.clip(clean, 0, None) * peak) / peak).astype(np.float32)
+
+
+def _impulse(clean: np.ndarray, rng: np.random.Generator, amount: float, salt: float) -> np.ndarray:
+    """Each sample independently replaced with probability ``amount``: by 1 (salt, prob. ``salt``) or 0."""
+    hit = rng.random(clean.shape) < amount
+    is_salt = rng.random(clean.shape) < salt
+    out = clean.copy()
+    out[hit & is_salt] = 1.0
+    out[hit & ~is_salt] = 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class SaltPepperNoise(NoiseModel):
+    """Impulse noise: a fraction ``amount`` of samples set to 1 (a share ``salt`` of them) or to 0."""
+
+    amount: Param = 0.05
+    salt: Param = 0.5
+    kind: ClassVar[str] = "saltpepper"
+    limits: ClassVar = {"amount": (0.0, 1.0, "fraction of corrupted samples"),
+                        "salt": (0.0, 1.0, "share of corrupted samples set to 1")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, amount: float, salt: float) -> np.ndarray:
+        return _impulse(clean, rng, amount, salt)
+
+
+@dataclass(frozen=True)
+class SpeckleNoise(NoiseModel):
+    """Multiplicative noise: ``x + x * n`` with ``n ~ N(0, var)``."""
+
+    var: Param = 0.1
+    kind: ClassVar[str] = "speckle"
+    limits: ClassVar = {"var": (0.0, 10.0, "variance of the multiplicative factor")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, var: float) -> np.ndarray:
+        return clean + clean * (math.sqrt(var) * rng.standard_normal(clean.shape, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class MixedNoise(NoiseModel):
+    """Poisson (peak; 0 = off), then Gaussian (sigma), then impulse (amount, salt): a camera-like mix."""
+
+    sigma: Param = 10.0
+    peak: Param = 100.0
+    amount: Param = 0.01
+    salt: Param = 0.5
+    kind: ClassVar[str] = "mixed"
+    required: ClassVar[int] = 0
+    limits: ClassVar = {"sigma": (0.0, 255.0, "Gaussian standard deviation on the 0-255 scale"),
+                        "peak": (0.0, 1e6, "Poisson photon count at intensity 1; 0 turns it off"),
+                        "amount": (0.0, 1.0, "fraction of impulse-corrupted samples"),
+                        "salt": (0.0, 1.0, "share of impulses set to 1")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, sigma: float, peak: float,
+               amount: float, salt: float) -> np.ndarray:
+        noisy = clean
+        if peak > 0:
+            noisy = (rng.poisson(np.clip(clean, 0, None) * peak) / peak).astype(np.float32)
+        if sigma > 0:
+            noisy = noisy + (sigma / 255) * rng.standard_normal(clean.shape, dtype=np.float32)
+        if amount > 0:
+            noisy = _impulse(noisy, rng, amount, salt)
+        return noisy
+
+    @property
+    def level(self) -> float:
+        lo, hi = _bounds(self.sigma)
+        return (lo + hi) / 2.0
+
+
+NOISE_KINDS: dict[str, type[NoiseModel]] = {
+    cls.kind: cls for cls in (GaussianNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise, MixedNoise)
+}
+_ALIASES = {"awgn": "gaussian", "gauss": "gaussian", "salt_pepper": "saltpepper", "sp": "saltpepper",
+            "s&p": "saltpepper", "impulse": "saltpepper", "shot": "poisson"}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_VALUE_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:-\s*({_NUMBER})\s*)?$")
+
+
+def valid_forms() -> str:
+    """Human-readable list of accepted spec forms, for error messages and help texts."""
+    lines = []
+    for kind, cls in NOISE_KINDS.items():
+        names = [f.name for f in fields(cls)]
+        pos = ":".join(f"<{n}>" if i < cls.required else f"[<{n}>]" for i, n in enumerate(names))
+        ranges = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, (lo, hi, _) in cls.limits.items())
+        lines.append(f"{kind}{':' if pos else ''}{pos} ({ranges})")
+    return ("; ".join(lines) + ". Named form: KIND:name=value,...; a value 'a-b' is drawn uniformly "
+            "per call (e.g. gaussian:0-55)")
+
+
+def _value(text: str, spec: str) -> Param:
+    m = _VALUE_RE.match(text)
+    if not m:
+        raise NoiseSpecError(f"bad noise spec {spec!r}: {text!r} is not a number or a range 'a-b'. "
+                             f"Valid forms: {valid_forms()}")
+    lo = float(m.group(1))
+    return (lo, float(m.group(2))) if m.group(2) is not None else lo
+
+
+def parse_noise(spec: str) -> NoiseModel:
+    """A noise model from a spec such as ``gaussian:25``, ``gaussian:0-55``, ``mixed:sigma=10,peak=50``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise NoiseSpecError(f"empty noise spec {spec!r}. Valid forms: {valid_forms()}")
+    head, _, rest = spec.strip().partition(":")
+    kind = _ALIASES.get(head.strip().lower(), head.strip().lower())
+    if kind not in NOISE_KINDS:
+        raise NoiseSpecError(f"unknown noise kind {head!r} in spec {spec!r}; valid kinds: "
+                             f"{', '.join(NOISE_KINDS)}. Valid forms: {valid_forms()}")
+    cls = NOISE_KINDS[kind]
+    names = [f.name for f in fields(cls)]
+    items = [t for t in re.split(r"[:,]", rest)] if rest.strip() else []
+    values: dict[str, Param] = {}
+    for i, item in enumerate(items):
+        if "=" in item:
+            name, _, text = item.partition("=")
+            name = name.strip().lower()
+            if name not in names:
+                raise NoiseSpecError(f"bad noise spec {spec!r}: {kind} has no parameter {name!r} "
+                                     f"(parameters: {', '.join(names)})")
+        else:
+            if values and any("=" in t for t in items[:i]):
+                raise NoiseSpecError(f"bad noise spec {spec!r}: positional value {item!r} after a named one")
+            if i >= len(names):
+                raise NoiseSpecError(f"bad noise spec {spec!r}: {kind} takes at most {len(names)} values "
+                                     f"({', '.join(names)}). Valid forms: {valid_forms()}")
+            name, text = names[i], item
+        if name in values:
+            raise NoiseSpecError(f"bad noise spec {spec!r}: {name} given twice")
+        values[name] = _value(text, spec)
+    missing = [n for n in names[: cls.required] if n not in values]
+    if missing:
+        raise NoiseSpecError(f"noise spec {spec!r} needs {', '.join(missing)}. Valid forms: {valid_forms()}")
+    try:
+        return cls(**values)
+    except NoiseSpecError as e:
+        raise NoiseSpecError(f"bad noise spec {spec!r}: {e}") from None
+
+
+def parse_noise_levels(spec: str) -> list[NoiseModel]:
+    """Several models from one list spec: ``gaussian:15,25,50`` -> three; anything else -> [parse_noise]."""
+    head, _, rest = spec.partition(":")
+    parts = [p for p in rest.split(",")]
+    if len(parts) > 1 and not any("=" in p or ":" in p for p in parts):
+        return [parse_noise(f"{head}:{p}") for p in parts]
+    return [parse_noise(spec)]
+
+
+def benchmark_rng(level: float, index: int) -> np.random.Generator:
+    """The protocol's generator: ``default_rng(1000 * level + index)`` with 1000 * level made an int."""
+    return np.random.default_rng(int(round(1000 * float(level))) + int(index))
+
+
+def benchmark_noisy(clean: np.ndarray, sigma: float, index: int) -> np.ndarray:
+    """BENCHMARK.md's AWGN: clean + (sigma / 255) * N(0, 1) from benchmark_rng(sigma, index); unclipped."""
+    clean = np.asarray(clean, dtype=np.float32)
+    rng = benchmark_rng(sigma, index)
+    return clean + (sigma / 255) * rng.standard_normal(clean.shape, dtype=np.float32)
