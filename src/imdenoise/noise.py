@@ -223,9 +223,9 @@ def valid_forms() -> str:
     lines = []
     for kind, cls in NOISE_KINDS.items():
         names = [f.name for f in fields(cls)]
-        pos = ":".join(f"<{n}>" if i < cls.required else f"[<{n}>]" for i, n in enumerate(names))
+        pos = "".join(f":<{n}>" if i < cls.required else f"[:<{n}>]" for i, n in enumerate(names))
         ranges = ", ".join(f"{n} in [{lo:g}, {hi:g}]" for n, (lo, hi, _) in cls.limits.items())
-        lines.append(f"{kind}{':' if pos else ''}{pos} ({ranges})")
+        lines.append(f"{kind}{pos} ({ranges})")
     return ("; ".join(lines) + ". Named form: KIND:name=value,...; a value 'a-b' is drawn uniformly "
             "per call (e.g. gaussian:0-55)")
 
