@@ -1,0 +1,153 @@
+"""Noise models: statistics, seeding, spec parsing, the benchmark noise and the sigma estimator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imdenoise.errors import ImDenoiseError, NoiseSpecError
+from imdenoise.noise import (GaussianNoise, MixedNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise,
+                             benchmark_noisy, benchmark_rng, estimate_sigma, parse_noise, parse_noise_levels)
+
+FLAT = np.full((256, 256, 1), 0.5, dtype=np.float32)
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_gaussian_statistics_and_unclipped() -> None:
+    noisy = parse_noise("gaussian:25")(FLAT, rng())
+    assert noisy.dtype == np.float32 and noisy.shape == FLAT.shape
+    d = noisy - FLAT
+    assert abs(d.mean()) < 0.002
+    assert d.std() * 255 == pytest.approx(25, rel=0.02)
+    # values are not clipped:
+    dark = parse_noise("gaussian:50")(np.zeros((64, 64, 1), np.float32), rng())
+    assert dark.min() < 0
+
+
+def test_poisson_statistics() -> None:
+    peak = 30.0
+    noisy = parse_noise("poisson:30")(FLAT, rng())
+    assert noisy.mean() == pytest.approx(0.5, abs=0.003)
+    assert noisy.var() == pytest.approx(0.5 / peak, rel=0.03)  # Var[P(x*peak)/peak] = x / peak
+
+
+def test_speckle_statistics() -> None:
+    noisy = parse_noise("speckle:0.1")(FLAT, rng())
+    assert noisy.mean() == pytest.approx(0.5, abs=0.003)
+    assert noisy.var() == pytest.approx(0.25 * 0.1, rel=0.03)  # Var[x * n] = x^2 var
+
+
+def test_salt_pepper_fraction_and_ratio() -> None:
+    noisy = parse_noise("saltpepper:0.1:0.3")(FLAT, rng())
+    salt, pepper = np.mean(noisy == 1.0), np.mean(noisy == 0.0)
+    assert salt + pepper == pytest.approx(0.1, abs=0.005)
+    assert salt / (salt + pepper) == pytest.approx(0.3, abs=0.03)
+    assert np.all((noisy == 0.5) | (noisy == 0) | (noisy == 1))
+
+
+def test_mixed_defaults_and_overrides() -> None:
+    m = parse_noise("mixed")
+    assert isinstance(m, MixedNoise) and m.sigma == 10 and m.amount == 0.01
+    m2 = parse_noise("mixed:sigma=5,peak=50,amount=0.02")
+    assert (m2.sigma, m2.peak, m2.amount, m2.salt) == (5, 50, 0.02, 0.5)
+    noisy = m2(FLAT, rng())
+    assert np.mean((noisy == 0) | (noisy == 1)) == pytest.approx(0.02, abs=0.004)
+    off = parse_noise("mixed:sigma=0,peak=0,amount=0")(FLAT, rng())
+    assert np.array_equal(off, FLAT)
+
+
+@pytest.mark.parametrize("spec", ["gaussian:25", "gaussian:0-55", "poisson:30", "saltpepper:0.05",
+                                  "speckle:0.1", "mixed"])
+def test_seeding(spec: str, color_image: np.ndarray) -> None:
+    model = parse_noise(spec)
+    a, b, c = model(color_image, rng(1)), model(color_image, rng(1)), model(color_image, rng(2))
+    assert a.dtype == np.float32 and a.shape == color_image.shape
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_sigma_range_sampling() -> None:
+    model = parse_noise("gaussian:0-55")
+    assert model.sigma_range == (0, 55) and model.nominal_sigma is None
+    sigmas = []
+    for seed in range(40):
+        noisy, sigma = model.sample(FLAT, rng(seed))
+        assert 0 <= sigma <= 55
+        assert np.std(noisy - FLAT) * 255 == pytest.approx(sigma, rel=0.05, abs=0.1)
+        sigmas.append(sigma)
+    assert min(sigmas) < 15 and max(sigmas) > 40
+    fixed = parse_noise("gaussian:25")
+    assert fixed.nominal_sigma == 25 and fixed.sigma_range == (25, 25)
+    assert fixed.sample(FLAT, rng())[1] == 25
+
+
+def test_ranges_work_for_every_kind() -> None:
+    _, level = parse_noise("poisson:peak=10-100").sample(FLAT, rng())
+    assert level > 0  # realized RMS level on the 0-255 scale
+
+
+@pytest.mark.parametrize("spec,cls", [("gaussian:sigma=25", GaussianNoise), ("awgn:25", GaussianNoise),
+                                      ("poisson:peak=30", PoissonNoise), ("saltpepper:amount=0.05,salt=0.2", SaltPepperNoise),
+                                      ("SPECKLE:var=0.1", SpeckleNoise), ("mixed:10:50", MixedNoise)])
+def test_named_and_positional_forms(spec: str, cls: type) -> None:
+    model = parse_noise(spec)
+    assert isinstance(model, cls)
+    assert parse_noise(model.spec) == model  # canonical spec round-trips
+
+
+@pytest.mark.parametrize("spec", ["", "gaussian", "gaussian:abc", "gaussian:-5", "gaussian:300", "gaussian:50-10",
+                                  "poisson:0", "saltpepper:1.5", "saltpepper:0.1:0.5:3", "speckle:nan",
+                                  "mixed:zz=1", "mixed:sigma=1,sigma=2", "laplace:3", "gaussian:sigma=1,2"])
+def test_bad_specs(spec: str) -> None:
+    with pytest.raises(NoiseSpecError) as err:
+        parse_noise(spec)
+    assert isinstance(err.value, ImDenoiseError)
+    assert repr(spec) in str(err.value) or spec == ""
+
+
+def test_error_names_valid_forms() -> None:
+    with pytest.raises(NoiseSpecError, match=r"gaussian:<sigma>.*saltpepper:<amount>\[:<salt>\]"):
+        parse_noise("gauss:x")
+
+
+def test_parse_noise_levels() -> None:
+    assert [m.nominal_sigma for m in parse_noise_levels("gaussian:15,25,50")] == [15, 25, 50]
+    assert parse_noise_levels("mixed:sigma=5,peak=20") == [parse_noise("mixed:sigma=5,peak=20")]
+
+
+@pytest.mark.parametrize("sigma", [25, 25.0, 15])
+def test_benchmark_noisy_matches_protocol(sigma: float, gray_image: np.ndarray) -> None:
+    i = 3
+    r = np.random.default_rng(1000 * int(sigma) + i)
+    expected = gray_image + (int(sigma) / 255) * r.standard_normal(gray_image.shape, dtype=np.float32)
+    got = benchmark_noisy(gray_image, sigma, i)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, expected)
+    # the gaussian model fed with benchmark_rng is the same noise
+    assert np.array_equal(parse_noise(f"gaussian:{sigma}")(gray_image, benchmark_rng(sigma, i)), expected)
+
+
+def _load(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float32)[..., None] / 255.0
+
+
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_estimator_accuracy(sigma: int, datasets_dir: Path) -> None:
+    paths = [datasets_dir / "test" / "set12" / n for n in ("01.png", "05.png")] + \
+            [datasets_dir / "test" / "bsd68" / n for n in ("test002.png", "test010.png")]
+    errors = [estimate_sigma(benchmark_noisy(_load(p), sigma, i)) - sigma for i, p in enumerate(paths)]
+    assert np.mean(np.abs(errors)) < 1.5, errors
+
+
+def test_estimator_color_and_2d(color_image: np.ndarray, gray_image: np.ndarray) -> None:
+    assert estimate_sigma(benchmark_noisy(color_image, 25, 0)) == pytest.approx(25, abs=2.5)
+    noisy = benchmark_noisy(gray_image, 25, 0)
+    assert estimate_sigma(noisy[..., 0]) == estimate_sigma(noisy)
