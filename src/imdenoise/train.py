@@ -167,8 +167,10 @@ class Trainer:
         return loss.item()
 
     # ----------------------------------------------------------------- loop
-    def fit(self) -> Path | None:
-        """Train to cfg.optim.steps, validating and checkpointing; returns the exported weights path."""
+    def fit(self, stop_at: int | None = None) -> Path | None:
+        """Train to cfg.optim.steps (or pause at `stop_at`, checkpointed), validating and checkpointing.
+
+        Returns the exported weights path when the run is complete (rank 0), else None."""
         from imdenoise.train_logging import RunLogger
         from imdenoise.train_validate import validate
 
@@ -182,12 +184,13 @@ class Trainer:
         last_ckpt_time = time.monotonic()
         it = iter(loader)
         try:
-            while self.step < cfg.optim.steps:
+            end = min(cfg.optim.steps, stop_at or cfg.optim.steps)
+            while self.step < end:
                 batch = next(it)
                 loss = self.train_step(batch)
                 self.step += 1
                 logger.step(loss, batch)
-                if self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps:
+                if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
                     metrics = validate(self)
                     improved = metrics["psnr"] > self.best_psnr
                     self.best_psnr = max(self.best_psnr, metrics["psnr"])
@@ -201,7 +204,30 @@ class Trainer:
                     last_ckpt_time = time.monotonic()
         finally:
             logger.close()
+        if self.step < cfg.optim.steps:
+            self.save()
+            return None
+        if self.world > 1:
+            self.check_ranks_in_sync()
         return self.export() if self.is_main else None
+
+    def parameter_digest(self) -> str:
+        """SHA-256 of all parameters' bytes: equal digests mean bit-identical models."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in self.model.parameters():
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def check_ranks_in_sync(self) -> None:
+        """Data-parallel ranks must end with bit-identical parameters; raise if they do not."""
+        digests: list[str | None] = [None] * self.world
+        dist.all_gather_object(digests, self.parameter_digest())
+        if len(set(digests)) != 1:
+            raise ImDenoiseError(f"data-parallel ranks diverged: parameter digests {digests}")
+        if self.is_main:
+            log.info("parameters identical on all %d ranks (sha256 %s)", self.world, digests[0][:16])
 
     def ema_model(self) -> torch.nn.Module:
         """A copy of the model carrying the EMA weights (or the raw weights without EMA)."""

@@ -8,9 +8,11 @@ import torch
 from imdenoise.train_config import TrainConfig
 
 
-def random_mask(shape: torch.Size, ratio: float, gen: torch.Generator) -> torch.Tensor:
-    """A (N,1,H,W) float mask with 1 where a pixel is masked, each pixel masked with probability ratio."""
+def random_mask(shape: torch.Size, ratio: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A (N,1,H,W) float mask with 1 where a pixel is masked, each pixel masked with probability ratio
+    (a float, or one ratio per image as an (N,) tensor)."""
     n, _, h, w = shape
+    ratio = torch.as_tensor(ratio, dtype=torch.float32).reshape(-1, 1, 1, 1)
     return (torch.rand((n, 1, h, w), generator=gen) < ratio).float()
 
 
@@ -33,8 +35,10 @@ def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torc
     """(network input, target, loss mask) for one batch.
 
     - supervised: noisy -> clean.
-    - masked (Chen et al., CVPR 2023): a random `mask_ratio` of input pixels zeroed, target clean,
-      loss on all pixels; the net must learn image structure rather than the noise's statistics.
+    - masked (Chen et al., CVPR 2023): input pixels zeroed at random, target clean, loss on all
+      pixels; the net must learn image structure rather than the noise's statistics. A CNN has no
+      attention masking to bridge the gap to unmasked test inputs, so each image draws its own ratio
+      uniformly in [0, mask_ratio]: the unmasked test input stays within the training distribution.
     - selfsupervised (Noise2Void-style blind spots): masked pixels replaced by neighbours, target is
       the noisy image itself, loss only on the masked pixels.
     """
@@ -42,7 +46,8 @@ def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torc
     if cfg.mode == "supervised":
         return noisy, target, None
     if cfg.mode == "masked":
-        mask = random_mask(noisy.shape, cfg.selfsup.mask_ratio, gen).to(noisy.device)
+        ratios = torch.rand(noisy.shape[0], generator=gen) * cfg.selfsup.mask_ratio
+        mask = random_mask(noisy.shape, ratios, gen).to(noisy.device)
         return noisy * (1.0 - mask), target, None
     mask = random_mask(noisy.shape, cfg.selfsup.blind_spot_ratio, gen).to(noisy.device)
     return blind_spot_input(noisy, mask, gen), noisy, mask

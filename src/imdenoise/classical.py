@@ -1,0 +1,193 @@
+"""Classical denoisers (mean, median, gaussian, wavelet, nlm, tv, bm3d) behind the Denoiser interface.
+
+Every method takes a float32 HxW or HxWxC image and a noise level ``sigma`` on the 0-255 scale
+(None: estimated with ``noise.estimate_sigma``); its parameters are chosen from sigma unless given
+as options, e.g. ``get_classical("nlm", h=0.1)``. BM3D needs the optional ``bm3d`` package.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
+
+__all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
+
+
+def _odd(x: float, lo: int = 3, hi: int = 15) -> int:
+    """The odd integer nearest to x, within [lo, hi]."""
+    k = int(round((x - 1) / 2)) * 2 + 1
+    return int(min(max(k, lo), hi))
+
+
+@dataclass
+class ClassicalDenoiser:
+    """Base: shape handling, sigma (given or estimated) and parameter choice; subclasses filter."""
+
+    name: ClassVar[str] = ""
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        """Denoised float32 image of the input's shape; sigma on the 0-255 scale, None = estimate."""
+        arr = np.asarray(image, dtype=np.float32)
+        if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
+            raise ImDenoiseError(f"{self.name}: expected an HxW or HxWxC image, got shape {arr.shape}")
+        hwc = arr[..., None] if arr.ndim == 2 else arr
+        if sigma is None:
+            from imdenoise.noise import estimate_sigma
+
+            sigma = estimate_sigma(hwc)
+        if not (isinstance(sigma, (int, float, np.floating, np.integer)) and math.isfinite(sigma) and sigma >= 0):
+            raise ImDenoiseError(f"{self.name}: sigma must be a number >= 0 on the 0-255 scale, got {sigma!r}")
+        if sigma == 0:
+            return arr.copy()
+        out = np.asarray(self._denoise(hwc, float(sigma)), dtype=np.float32).reshape(hwc.shape)
+        return out.reshape(arr.shape)
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class MeanFilter(ClassicalDenoiser):
+    """Box (uniform) filter per channel; size grows with sigma."""
+
+    size: int | None = None
+    name: ClassVar[str] = "mean"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from scipy.ndimage import uniform_filter
+
+        k = self.size or _odd(1 + sigma / 8, hi=9)
+        return uniform_filter(image, size=(k, k, 1), mode="reflect")
+
+
+@dataclass
+class MedianFilter(ClassicalDenoiser):
+    """Median filter per channel: the filter for impulse (salt-and-pepper) noise."""
+
+    size: int | None = None
+    name: ClassVar[str] = "median"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from scipy.ndimage import median_filter
+
+        k = self.size or _odd(1 + sigma / 8, hi=9)
+        return median_filter(image, size=(k, k, 1), mode="reflect")
+
+
+@dataclass
+class GaussianFilter(ClassicalDenoiser):
+    """Gaussian blur per channel, its width growing with sigma."""
+
+    width: float | None = None
+    name: ClassVar[str] = "gaussian"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter
+
+        w = self.width or 0.5 + sigma / 30
+        return gaussian_filter(image, sigma=(w, w, 0), mode="reflect", truncate=3.0)
+
+
+@dataclass
+class WaveletDenoiser(ClassicalDenoiser):
+    """BayesShrink soft thresholding of a wavelet decomposition (scikit-image); color in YCbCr."""
+
+    wavelet: str = "sym8"
+    levels: int | None = None
+    name: ClassVar[str] = "wavelet"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from skimage.restoration import denoise_wavelet
+
+        color = image.shape[2] == 3
+        return denoise_wavelet(image, sigma=sigma / 255, wavelet=self.wavelet, mode="soft", method="BayesShrink",
+                               wavelet_levels=self.levels, convert2ycbcr=color, rescale_sigma=True,
+                               channel_axis=-1)
+
+
+@dataclass
+class NLMeans(ClassicalDenoiser):
+    """Non-local means (scikit-image, fast mode) with h, patch size and search distance set by sigma."""
+
+    h: float | None = None  # on the [0, 1] scale; default h_factor * sigma / 255
+    h_factor: float | None = None
+    patch_size: int | None = None
+    patch_distance: int | None = None
+    name: ClassVar[str] = "nlm"
+
+    def params(self, sigma: float, channels: int) -> tuple[float, int, int]:
+        """(h, patch_size, patch_distance) for a noise level on the 0-255 scale."""
+        factor = self.h_factor or (0.8 if channels == 1 else 0.6)
+        h = self.h if self.h is not None else factor * sigma / 255
+        patch = self.patch_size or (5 if sigma <= 20 else 7)
+        dist = self.patch_distance or (6 if sigma <= 30 else 9)
+        return h, patch, dist
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from skimage.restoration import denoise_nl_means
+
+        h, patch, dist = self.params(sigma, image.shape[2])
+        return denoise_nl_means(image, h=h, sigma=sigma / 255, patch_size=patch, patch_distance=dist,
+                                fast_mode=True, preserve_range=True, channel_axis=-1)
+
+
+@dataclass
+class TVDenoiser(ClassicalDenoiser):
+    """Total-variation denoising (Chambolle), weight proportional to sigma."""
+
+    weight: float | None = None  # default weight_factor * sigma / 255
+    weight_factor: float = 1.0
+    name: ClassVar[str] = "tv"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        from skimage.restoration import denoise_tv_chambolle
+
+        weight = self.weight if self.weight is not None else self.weight_factor * sigma / 255
+        return denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
+
+
+@dataclass
+class BM3DDenoiser(ClassicalDenoiser):
+    """BM3D (gray) / CBM3D (color) from the optional ``bm3d`` package (pip install imdenoise[bm3d])."""
+
+    profile: str = "np"
+    name: ClassVar[str] = "bm3d"
+
+    def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        try:
+            import bm3d
+        except ImportError:
+            raise ImDenoiseError("the bm3d method needs the optional 'bm3d' package: "
+                                 "pip install 'imdenoise[bm3d]'") from None
+        if image.shape[2] == 3:
+            return bm3d.bm3d_rgb(image.astype(np.float64), sigma_psd=sigma / 255, profile=self.profile)
+        planes = [bm3d.bm3d(image[..., c].astype(np.float64), sigma_psd=sigma / 255, profile=self.profile)
+                  for c in range(image.shape[2])]
+        return np.stack([np.asarray(p).reshape(image.shape[:2]) for p in planes], axis=-1)
+
+
+CLASSICAL_METHODS: dict[str, type[ClassicalDenoiser]] = {
+    cls.name: cls for cls in (MeanFilter, MedianFilter, GaussianFilter, WaveletDenoiser, NLMeans,
+                              TVDenoiser, BM3DDenoiser)
+}
+
+
+def get_classical(name: str, **options: Any) -> ClassicalDenoiser:
+    """A classical Denoiser by name; options override its sigma-derived parameters."""
+    key = str(name).strip().lower()
+    key = {"nl_means": "nlm", "nlmeans": "nlm", "box": "mean", "uniform": "mean", "cbm3d": "bm3d",
+           "bayesshrink": "wavelet", "total_variation": "tv"}.get(key, key)
+    if key not in CLASSICAL_METHODS:
+        raise UnknownMethodError(f"unknown classical method {name!r}; valid names: {', '.join(CLASSICAL_METHODS)}")
+    cls = CLASSICAL_METHODS[key]
+    valid = [f.name for f in fields(cls)]
+    bad = sorted(set(options) - set(valid))
+    if bad:
+        raise ConfigError(f"method {key!r} has no option {', '.join(map(repr, bad))}; "
+                          f"valid options: {', '.join(valid) or 'none'}")
+    return cls(**options)

@@ -1,0 +1,118 @@
+"""`imdenoise denoise` (files, folders or globs in; a file or folder out) and `imdenoise models`."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from imdenoise.errors import ImDenoiseError, ImageReadError
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> a de-duplicated list of files."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item))
+            if not matches:
+                raise ImageReadError(f"{item}: no files match this pattern")
+            files += matches
+        elif p.exists():
+            files.append(p)
+        else:
+            raise ImageReadError(f"{p}: no such file or directory")
+    seen: set[Path] = set()
+    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    if not unique:
+        raise ImageReadError(f"no images found in {', '.join(inputs)}")
+    return unique
+
+
+def output_paths(files: list[Path], output: Path, suffix: str | None) -> list[Path]:
+    """One input and an output with an image extension -> that file; otherwise files inside a folder."""
+    if len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        return [output]
+    if output.exists() and not output.is_dir():
+        raise ImDenoiseError(f"{output}: several inputs need an output folder, but this is a file")
+    names = [f.stem + (suffix or f.suffix) for f in files]
+    if len(set(names)) != len(names):
+        raise ImDenoiseError("several inputs share a file name; denoise them into separate folders")
+    return [output / n for n in names]
+
+
+def _shard(items: list) -> list:
+    """This rank's share of a list under torchrun (every item exactly once across ranks)."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return items[rank::world]
+
+
+def denoise(
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Shipped model name or weights path [default: default]."),
+    method: Optional[str] = typer.Option(None, "--method", help="Classical method (mean, median, gaussian, wavelet, nlm, tv, bm3d) or zeroshot."),
+    sigma: Optional[float] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale; estimated when omitted."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain .pt/.pth state dict."),
+    tile: int = typer.Option(1024, "--tile", help="Tile size for large images (memory bound); 0 = never tile."),
+    overlap: int = typer.Option(64, "--overlap", help="Tile overlap in pixels."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    backend: str = typer.Option("torch", "--backend", help="torch or onnxruntime (for .onnx files)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
+    suffix: Optional[str] = typer.Option(None, "--suffix", help="Output extension for folder output, e.g. .png (default: the input's)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Output sample type: uint8, uint16 or float32 (default: the input's)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
+    from tqdm import tqdm
+
+    from imdenoise.inference import load
+    from imdenoise.io import read_image, write_image
+
+    if model and method:
+        raise ImDenoiseError("give either --model or --method, not both")
+    files = expand_inputs(inputs)
+    targets = output_paths(files, output, suffix)
+    if not overwrite:
+        existing = [t for t in targets if t.exists()]
+        if existing:
+            raise ImDenoiseError(f"{existing[0]}: output exists (and {len(existing) - 1} more); "
+                                 "pass --overwrite to replace")
+    denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
+                    device=device, precision=precision, threads=threads)
+    pairs = _shard(list(zip(files, targets)))
+    failures = 0
+    bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
+    for src, dst in bar:
+        try:
+            image = read_image(src)
+            clean = denoiser.denoise(image.data, sigma)  # alpha was set aside by read_image
+            write_image(dst, clean, like=image, dtype=dtype, overwrite=overwrite)
+            tqdm.write(f"{src} -> {dst}")
+        except ImDenoiseError as exc:
+            failures += 1
+            typer.echo(f"error: {exc}", err=True)
+    if failures:
+        raise typer.Exit(code=2)
+
+
+def models() -> None:
+    """List the shipped pretrained models and every trainable architecture."""
+    from imdenoise.models.registry import list_models
+
+    rows = list_models()
+    typer.echo(f"{'name':16s} {'kind':12s} {'channels':8s} {'params':>9s}  description")
+    for r in rows:
+        typer.echo(f"{r.name:16s} {r.kind:12s} {r.channels:8s} {r.parameters / 1e6:8.2f}M  {r.description}")

@@ -1,0 +1,178 @@
+"""The Trainer: learns, resumes exactly, validates configs, reports NaN, runs data-parallel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imdenoise.errors import ConfigError
+from imdenoise.train import Trainer, TrainingDivergedError, lr_factor
+from imdenoise.train_config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory: pytest.TempPathFactory, gray_image: np.ndarray) -> Path:
+    """Six 64x64 crops of a real image as PNG files (4 train + 2 held out)."""
+    folder = tmp_path_factory.mktemp("train_images")
+    u8 = np.round(gray_image[..., 0] * 255).astype(np.uint8)
+    for k in range(6):
+        y, x = 40 * (k % 3), 60 * (k // 3)
+        Image.fromarray(u8[y:y + 64, x:x + 64]).save(folder / f"img{k}.png")
+    return folder
+
+
+def _raw(image_dir: Path, out: Path, **optim) -> dict:
+    return {
+        "name": "tiny", "output_dir": str(out),
+        "model": {"architecture": "unet", "config": {"widths": [8, 16]}},
+        "data": {"train": [str(image_dir)], "channels": 1, "noise": ["gaussian:25"], "patch_size": 32,
+                 "batch_size": 4, "workers": 0, "holdout": 2, "val_noise": "gaussian:25", "val_limit": 2},
+        "optim": {"steps": 20, "lr": 3e-3, "warmup_steps": 0, "precision": "fp32", "threads": 1, **optim},
+        "log": {"every": 5, "val_every": 20, "ckpt_every": 5, "tensorboard": False, "progress": False},
+    }
+
+
+def _params(trainer: Trainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_short_run_learns_and_beats_noisy_input(image_dir: Path, tmp_path: Path) -> None:
+    raw = _raw(image_dir, tmp_path / "run")
+    raw["optim"].update(steps=120, ema=None)
+    raw["log"].update(val_every=120, tensorboard=True)
+    trainer = Trainer(load_config(raw=raw))
+    weights = trainer.fit()
+    losses = [r["loss"] for r in map(eval_json, (tmp_path / "run" / "train_log.jsonl").read_text().splitlines())
+              if "loss" in r]
+    assert losses[-1] < 0.7 * losses[0]
+    val = trainer.history[-1]
+    assert val["psnr"] > val["noisy_psnr"] + 2.0, val
+    assert weights is not None and weights.is_file()
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def eval_json(line: str) -> dict:
+    import json
+
+    return json.loads(line)
+
+
+def test_stop_and_resume_equals_uninterrupted(image_dir: Path, tmp_path: Path) -> None:
+    straight = Trainer(load_config(raw=_raw(image_dir, tmp_path / "a")))
+    straight.fit()
+    first = Trainer(load_config(raw=_raw(image_dir, tmp_path / "b")))
+    assert first.fit(stop_at=10) is None
+    resumed = Trainer(load_config(raw=_raw(image_dir, tmp_path / "b")), resume=True)
+    assert resumed.step == 10
+    resumed.fit()
+    for a, b in zip(_params(straight), _params(resumed)):
+        assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+
+
+def test_refuses_to_clobber_existing_run(image_dir: Path, tmp_path: Path) -> None:
+    Trainer(load_config(raw=_raw(image_dir, tmp_path / "r", steps=5))).fit()
+    with pytest.raises(ConfigError, match="already exists"):
+        Trainer(load_config(raw=_raw(image_dir, tmp_path / "r", steps=5)))
+
+
+def test_bad_configs_name_the_field(image_dir: Path, tmp_path: Path) -> None:
+    raw = _raw(image_dir, tmp_path / "x")
+    raw["optim"]["lrr"] = 1
+    with pytest.raises(ConfigError, match="optim.lrr: unknown key"):
+        load_config(raw=raw)
+    raw = _raw(image_dir, tmp_path / "x")
+    raw["optim"]["lr"] = -1
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_config(raw=raw)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(raw=_raw(image_dir, tmp_path / "x"), overrides=["optim.lr"])
+    cfg = load_config(raw=_raw(image_dir, tmp_path / "x"), overrides=["optim.lr=5e-4", "data.batch_size=2"])
+    assert cfg.optim.lr == 5e-4 and cfg.data.batch_size == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_nan_loss_is_reported_with_step(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(load_config(raw=_raw(image_dir, tmp_path / "nan", steps=10)))
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="at step 0"):
+        trainer.fit()
+
+
+def test_schedules() -> None:
+    raw = {"data": {"train": ["x"]}, "optim": {"steps": 100, "warmup_steps": 10, "schedule": "cosine",
+                                               "min_lr_ratio": 0.0}}
+    cfg = load_config(raw=raw)
+    assert lr_factor(cfg, 0) == pytest.approx(0.1)
+    assert lr_factor(cfg, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 100) == pytest.approx(0.0, abs=1e-9)
+    raw["optim"].update(schedule="step", warmup_steps=0, step_size=30, gamma=0.5)
+    cfg = load_config(raw=raw)
+    assert [lr_factor(cfg, s) for s in (0, 29, 30, 65)] == [1.0, 1.0, 0.5, 0.25]
+
+
+@pytest.mark.parametrize("mode", ["masked", "selfsupervised"])
+def test_masked_and_selfsupervised_modes_improve_on_noisy(mode: str, image_dir: Path, tmp_path: Path,
+                                                          gray_image: np.ndarray) -> None:
+    raw = _raw(image_dir, tmp_path / mode)
+    raw["mode"] = mode
+    raw["optim"].update(steps=150, ema=None)
+    raw["log"].update(val_every=150)
+    if mode == "selfsupervised":  # train on a folder of noisy images only
+        noisy_dir = tmp_path / "noisy"
+        noisy_dir.mkdir()
+        rng = np.random.default_rng(0)
+        for p in sorted(image_dir.iterdir()):
+            clean = np.asarray(Image.open(p), dtype=np.float32) / 255
+            noisy = np.clip(clean + 25 / 255 * rng.standard_normal(clean.shape), 0, 1)
+            Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(noisy_dir / p.name)
+        raw["data"] = {**raw["data"], "train": [], "noisy": [str(noisy_dir)], "val": [str(image_dir)]}
+        raw["model"]["architecture"] = "unet-blind"
+        raw["selfsup"] = {"blind_spot_ratio": 0.05}
+        raw["optim"]["steps"] = raw["log"]["val_every"] = 300
+    trainer = Trainer(load_config(raw=raw))
+    trainer.fit()
+    val = trainer.history[-1]
+    assert val["psnr"] > val["noisy_psnr"] + 1.0, val
+
+
+def test_two_process_torchrun_gives_identical_parameters(image_dir: Path, tmp_path: Path) -> None:
+    import yaml
+
+    raw = _raw(image_dir, tmp_path / "ddp", steps=6)
+    raw["data"]["batch_size"] = 2  # per rank: 2 ranks x 2 = the global batch
+    raw["log"].update(val_every=6, ckpt_every=6)
+    cfg_path = tmp_path / "ddp.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "imdenoise", "train", str(cfg_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "parameters identical on all 2 ranks" in proc.stderr
+    assert (tmp_path / "ddp" / "tiny.safetensors").is_file()
+    # the same run on one process with the same global batch ends with the same weights
+    single = load_config(raw={**raw, "output_dir": str(tmp_path / "single"),
+                              "data": {**raw["data"], "batch_size": 4}})
+    trainer = Trainer(single)
+    trainer.fit()
+    from imdenoise.weights_io import load_model
+
+    ddp_model, _ = load_model(tmp_path / "ddp" / "tiny.safetensors")
+    for a, b in zip(ddp_model.parameters(), trainer.ema_model().parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
