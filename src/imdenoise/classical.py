@@ -18,12 +18,6 @@ from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
 
 
-def _odd(x: float, lo: int = 3, hi: int = 15) -> int:
-    """The odd integer nearest to x, within [lo, hi]."""
-    k = int(round((x - 1) / 2)) * 2 + 1
-    return int(min(max(k, lo), hi))
-
-
 @dataclass
 class ClassicalDenoiser:
     """Base: shape handling, sigma (given or estimated) and parameter choice; subclasses filter."""
@@ -61,7 +55,7 @@ class MeanFilter(ClassicalDenoiser):
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         from scipy.ndimage import uniform_filter
 
-        k = self.size or _odd(1 + sigma / 8, hi=9)
+        k = self.size or (3 if sigma < 30 else 5 if sigma < 45 else 7)
         return uniform_filter(image, size=(k, k, 1), mode="reflect")
 
 
@@ -75,7 +69,7 @@ class MedianFilter(ClassicalDenoiser):
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         from scipy.ndimage import median_filter
 
-        k = self.size or _odd(1 + sigma / 8, hi=9)
+        k = self.size or (3 if sigma < 22 else 5 if sigma < 40 else 7)
         return median_filter(image, size=(k, k, 1), mode="reflect")
 
 
@@ -89,7 +83,7 @@ class GaussianFilter(ClassicalDenoiser):
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         from scipy.ndimage import gaussian_filter
 
-        w = self.width or 0.5 + sigma / 30
+        w = self.width or 0.2 + 0.028 * sigma
         return gaussian_filter(image, sigma=(w, w, 0), mode="reflect", truncate=3.0)
 
 
@@ -97,7 +91,7 @@ class GaussianFilter(ClassicalDenoiser):
 class WaveletDenoiser(ClassicalDenoiser):
     """BayesShrink soft thresholding of a wavelet decomposition (scikit-image); color in YCbCr."""
 
-    wavelet: str = "sym8"
+    wavelet: str = "db2"
     levels: int | None = None
     name: ClassVar[str] = "wavelet"
 
@@ -122,9 +116,9 @@ class NLMeans(ClassicalDenoiser):
 
     def params(self, sigma: float, channels: int) -> tuple[float, int, int]:
         """(h, patch_size, patch_distance) for a noise level on the 0-255 scale."""
-        factor = self.h_factor or (0.8 if channels == 1 else 0.6)
+        factor = self.h_factor or 0.6
         h = self.h if self.h is not None else factor * sigma / 255
-        patch = self.patch_size or (5 if sigma <= 20 else 7)
+        patch = self.patch_size or (5 if sigma <= 30 else 7)
         dist = self.patch_distance or (6 if sigma <= 30 else 9)
         return h, patch, dist
 
@@ -141,7 +135,7 @@ class TVDenoiser(ClassicalDenoiser):
     """Total-variation denoising (Chambolle), weight proportional to sigma."""
 
     weight: float | None = None  # default weight_factor * sigma / 255
-    weight_factor: float = 1.0
+    weight_factor: float = 0.75
     name: ClassVar[str] = "tv"
 
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
