@@ -1,0 +1,100 @@
+"""`imdenoise eval`: methods x datasets x noise levels under BENCHMARK.md; table, JSON/CSV, figures."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def eval_(
+    method: str = typer.Option(..., "--method", "-m", help="Method(s), comma-separated: shipped model, weights path, "
+                               "classical name (bm3d, nlm, ...) or zeroshot."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Folder(s) of clean images, comma-separated."),
+    noise: str = typer.Option("gaussian:15,25,50", "--noise", "-n",
+                              help="Noise levels: gaussian:15,25,50, poisson:30, saltpepper:0.05, ...; ';' joins specs."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write settings, summary and per-image rows as JSON."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows as CSV."),
+    figures: Optional[Path] = typer.Option(None, "--figures", help="Folder for crop comparisons and the PSNR plot (PNG)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images (by name) of each dataset."),
+    sigma_known: bool = typer.Option(True, "--sigma-known/--blind", help="Give methods the true sigma (default), "
+                                     "or let them estimate it."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Force 1 (gray) or 3 (RGB); default: by dataset."),
+    threads: int = typer.Option(2, "--threads", help="torch threads (the protocol uses 2)."),
+    crop: int = typer.Option(128, "--crop", help="Size of the crops in the figures (pixels)."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights",
+                                                 help="Local LPIPS (AlexNet) state dict: adds an LPIPS column."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json/--csv/figure files."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
+    from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, load_dataset, parse_levels, summarize
+    from imdenoise.evaluate_report import (check_writable, figure_paths, load_lpips, markdown_table, write_csv,
+                                           write_figures, write_json)
+    from imdenoise.evaluate import _label  # noqa: PLC2701 (the same labels as the records)
+
+    names = _split(method)
+    if not names:
+        raise EvaluationError("give at least one method with --method")
+    if len(set(names)) != len(names):
+        raise EvaluationError(f"a method is listed twice in --method {method!r}")
+    if threads < 1 or crop < 16:
+        raise EvaluationError("--threads must be >= 1 and --crop >= 16")
+    levels = parse_levels(noise)
+    dirs = _split(dataset)
+    if not dirs:
+        raise EvaluationError("give at least one dataset folder with --dataset")
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise EvaluationError(f"dataset {d}: no such directory")
+    dataset_names = [Path(d).name for d in dirs]
+    if len(set(dataset_names)) != len(dataset_names):
+        raise EvaluationError("two dataset folders share a name; the table could not tell them apart")
+    fig_files = figure_paths(figures, dataset_names, [_label(m) for m in levels]) if figures else []
+    if figures is not None and figures.exists() and not figures.is_dir():
+        raise EvaluationError(f"--figures {figures}: exists and is not a folder")
+    check_writable([json_path, csv_path, *(p for p in fig_files if p.exists())], overwrite)
+    lpips_fn = load_lpips(lpips_weights) if lpips_weights is not None else None
+    methods = _load_methods(names)
+    datasets = [load_dataset(d, channels=channels, limit=limit) for d in dirs]
+    settings = EvalSettings(sigma_known=sigma_known, threads=threads, limit=limit, progress=progress)
+    kept: list[Any] | None = [] if figures else None
+    records = evaluate(methods, datasets, levels, settings, lpips_fn=lpips_fn, kept=kept)
+    summary = summarize(records)
+    typer.echo(markdown_table(summary))
+    meta = {"methods": names, "datasets": [str(d.path) for d in datasets],
+            "channels": {d.name: d.channels for d in datasets}, "noise": [_label(m) for m in levels],
+            "sigma_known": sigma_known, "threads": threads, "limit": limit, "warmup": True,
+            "lpips_weights": str(lpips_weights) if lpips_weights else None}
+    if json_path:
+        typer.echo(f"json: {write_json(json_path, records, summary, meta)}")
+    if csv_path:
+        typer.echo(f"csv: {write_csv(csv_path, records)}")
+    if figures and kept is not None:
+        for p in write_figures(figures, kept, summary, crop=crop):
+            typer.echo(f"figure: {p}")
+
+
+def _load_methods(names: list[str]) -> dict[str, Any]:
+    """Resolve every method before any work, so that a typo fails at once."""
+    from imdenoise.errors import ImDenoiseError
+    from imdenoise.evaluate import EvaluationError
+    from imdenoise.inference import load
+
+    methods = {}
+    for name in names:
+        try:
+            methods[name] = load(name)
+        except ImDenoiseError:
+            raise
+        except Exception as exc:
+            raise EvaluationError(f"cannot load method {name!r}: {type(exc).__name__}: {exc}") from None
+    return methods

@@ -1,0 +1,321 @@
+"""The benchmark protocol of BENCHMARK.md: methods x datasets x noise levels -> per-image records.
+
+Steps (BENCHMARK.md): files sorted by name; clean images as 8-bit (gray sets single channel,
+color sets RGB) scaled to [0, 1]; image ``i`` at level ``sigma`` gets
+``clean + sigma/255 * default_rng(1000*sigma + i).standard_normal(shape, float32)``, not clipped;
+the output is clipped to [0, 1] and quantized with ``np.round(out * 255).astype(uint8)``; PSNR and
+SSIM on the 8-bit pair (data range 255); the denoiser call alone is timed, after one warm-up call
+on the first image, with ``torch.set_num_threads(2)``.
+
+Other noise kinds use the same seeding rule with their main parameter as the level:
+``default_rng(round(1000 * level) + i)`` with level = peak (poisson), amount (saltpepper),
+var (speckle), sigma (mixed); see ``noise.benchmark_rng``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from imdenoise.errors import ImDenoiseError, ImageReadError
+
+__all__ = [
+    "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "load_dataset", "parse_levels",
+    "make_noisy", "quantize", "residual_stats", "evaluate", "summarize", "time_call",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class EvaluationError(ImDenoiseError):
+    """A dataset, a method or an option of an evaluation run is unusable."""
+
+
+@dataclass
+class Dataset:
+    """A benchmark set held in memory: 8-bit HxWxC clean images, sorted by file name."""
+
+    name: str
+    path: Path
+    files: list[Path]
+    images: list[np.ndarray]  # uint8 HxWxC, C = channels
+    channels: int
+
+
+@dataclass
+class ImageRecord:
+    """One method on one image at one noise level: quality, time and residual statistics."""
+
+    method: str
+    dataset: str
+    noise: str
+    level: float
+    index: int
+    image: str
+    height: int
+    width: int
+    channels: int
+    sigma_true: float | None  # true AWGN(-equivalent) level, 0-255 scale
+    sigma_given: float | None  # what the method was told (None = blind)
+    psnr: float
+    ssim: float
+    seconds: float
+    mpx_per_s: float
+    resid_mean: float  # mean of noisy - denoised, 0-255 scale
+    resid_std: float  # its standard deviation, 0-255 scale
+    resid_std_ratio: float | None  # resid_std / sigma_true (1 = removes exactly the noise's power)
+    resid_ac_h: float  # lag-1 autocorrelation of the residual, horizontal (0 = white)
+    resid_ac_v: float  # same, vertical
+    lpips: float | None = None
+
+
+@dataclass
+class EvalSettings:
+    """Options of one run; defaults are the protocol's."""
+
+    sigma_known: bool = True
+    threads: int = 2
+    warmup: bool = True
+    limit: int | None = None
+    keep_index: int | None = 0  # keep this image's arrays for figures (None: keep none)
+    progress: bool = True
+
+
+@dataclass
+class Kept:
+    """Arrays of one image kept for figures: clean, noisy and each method's output (float HxWxC)."""
+
+    dataset: str
+    noise: str
+    level: float
+    sigma: float | None
+    image: str
+    clean: np.ndarray
+    noisy: np.ndarray
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _read_u8(path: Path) -> np.ndarray:
+    """An image file as uint8 HxW (gray) or HxWx3 (color); alpha dropped, 16-bit reduced to 8 bits."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                return np.round(arr / 257.0).clip(0, 255).astype(np.uint8)
+            if im.mode in ("1", "L", "LA", "P", "PA") and not (im.mode.startswith("P") and _palette_color(im)):
+                return np.asarray(im.convert("L"))
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot read image ({exc})") from None
+
+
+def _palette_color(im: Any) -> bool:
+    rgb = np.asarray(im.convert("RGB"))
+    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def _is_gray(arr: np.ndarray) -> bool:
+    return arr.ndim == 2 or bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))
+
+
+def _to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 HxW / HxWx3 -> HxWxC with C = channels (gray from color: ITU-R 601 luma, as PIL's 'L')."""
+    if channels == 1:
+        if arr.ndim == 3:
+            from PIL import Image
+
+            arr = np.asarray(Image.fromarray(arr, "RGB").convert("L"))
+        return arr[..., None]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    return arr
+
+
+def load_dataset(path: str | Path, channels: int | None = None, limit: int | None = None) -> Dataset:
+    """A folder of clean images, sorted by name; gray when all its images are gray unless `channels`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise EvaluationError(f"dataset {path}: no such directory")
+    if channels not in (None, 1, 3):
+        raise EvaluationError(f"channels must be 1 (gray) or 3 (RGB), got {channels}")
+    if limit is not None and limit < 1:
+        raise EvaluationError(f"--limit must be at least 1, got {limit}")
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EvaluationError(f"dataset {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    files = files[:limit] if limit else files
+    raw = [_read_u8(f) for f in files]
+    if channels is None:
+        channels = 1 if all(_is_gray(a) for a in raw) else 3
+    return Dataset(path.name, path, files, [_to_channels(a, channels) for a in raw], channels)
+
+
+def parse_levels(spec: str) -> list[Any]:
+    """Noise models from ``gaussian:15,25,50``, ``poisson:30``, ...; several specs joined by ';'."""
+    from imdenoise.noise import parse_noise_levels
+
+    models = []
+    for part in (p.strip() for p in spec.split(";")):
+        if part:
+            models += parse_noise_levels(part)
+    if not models:
+        raise EvaluationError(f"empty noise spec {spec!r}; e.g. gaussian:15,25,50")
+    return models
+
+
+def _label(model: Any) -> str:
+    """Short label of a noise model: 'gaussian:25', 'poisson:30', 'saltpepper:0.05', ..."""
+    from imdenoise.noise import GaussianNoise
+
+    if isinstance(model, GaussianNoise) and model.nominal_sigma is not None:
+        return f"gaussian:{model.nominal_sigma:g}"
+    return model.spec
+
+
+def make_noisy(clean: np.ndarray, model: Any, index: int) -> tuple[np.ndarray, float | None]:
+    """The protocol's noisy image (float32, unclipped) and its true AWGN-equivalent level (0-255)."""
+    from imdenoise.noise import GaussianNoise, benchmark_noisy, benchmark_rng
+
+    if isinstance(model, GaussianNoise) and model.nominal_sigma is not None:
+        return benchmark_noisy(clean, model.nominal_sigma, index), float(model.nominal_sigma)
+    noisy, level = model.sample(clean, benchmark_rng(model.level, index))
+    return noisy.astype(np.float32, copy=False), level
+
+
+def quantize(out: np.ndarray) -> np.ndarray:
+    """The protocol's output: clipped to [0, 1] and rounded to uint8."""
+    return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _lag1(r: np.ndarray, axis: int) -> float:
+    a = np.moveaxis(r, axis, 0)
+    den = float(np.sum(r * r))
+    return float(np.sum(a[1:] * a[:-1]) / den) if den > 0 else 0.0
+
+
+def residual_stats(noisy: np.ndarray, out: np.ndarray, sigma: float | None) -> dict[str, float | None]:
+    """'Method noise' statistics of noisy - denoised (0-255 scale): mean, std, std/sigma, lag-1 AC."""
+    r = (noisy.astype(np.float64) - out.astype(np.float64)) * 255.0
+    mean = float(r.mean())
+    rc = r - r.mean(axis=(0, 1), keepdims=True)
+    std = float(rc.std())
+    return {"resid_mean": mean, "resid_std": std,
+            "resid_std_ratio": std / sigma if sigma else None,
+            "resid_ac_h": _lag1(rc, 1), "resid_ac_v": _lag1(rc, 0)}
+
+
+def time_call(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    """Run fn once and return (its result, wall seconds)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _run_method(method: Any, name: str, noisy: np.ndarray, sigma: float | None, where: str) -> tuple[np.ndarray, float]:
+    """One timed denoiser call; any failure becomes an EvaluationError naming method and image."""
+    try:
+        out, seconds = time_call(lambda: method.denoise(noisy, sigma))
+    except ImDenoiseError as exc:
+        raise EvaluationError(f"method {name!r} failed on {where}: {exc}") from None
+    except Exception as exc:  # a bug or a library error inside the method: report it, do not crash
+        raise EvaluationError(f"method {name!r} failed on {where}: {type(exc).__name__}: {exc}") from None
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != noisy.shape:
+        out = out.reshape(noisy.shape) if out.size == noisy.size else out
+    if out.shape != noisy.shape:
+        raise EvaluationError(f"method {name!r} on {where}: output shape {out.shape} != input {noisy.shape}")
+    if not np.all(np.isfinite(out)):
+        raise EvaluationError(f"method {name!r} on {where}: output contains NaN or infinite values")
+    return out, seconds
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Sequence[Any],
+             settings: EvalSettings | None = None, lpips_fn: Callable | None = None,
+             kept: list[Kept] | None = None) -> list[ImageRecord]:
+    """Run every method on every image of every dataset at every noise level; one record each."""
+    import torch
+
+    from imdenoise.metrics import psnr_uint8, ssim_uint8
+
+    s = settings or EvalSettings()
+    torch.set_num_threads(s.threads)
+    records: list[ImageRecord] = []
+    total = sum(len(d.images) for d in datasets) * len(levels) * len(methods)
+    bar = _progress(total, s.progress)
+    try:
+        for ds in datasets:
+            if s.warmup:
+                noisy0, sig0 = make_noisy(ds.images[0].astype(np.float32) / 255, levels[0], 0)
+                for name, m in methods.items():
+                    bar.set_description(f"{name} warm-up")
+                    _run_method(m, name, noisy0, sig0 if s.sigma_known else None, f"{ds.files[0]} (warm-up)")
+            for model in levels:
+                label = _label(model)
+                for i, (path, u8) in enumerate(zip(ds.files, ds.images)):
+                    clean = u8.astype(np.float32) / 255
+                    noisy, sigma = make_noisy(clean, model, i)
+                    keep = Kept(ds.name, label, model.level, sigma, path.name, clean, noisy) \
+                        if kept is not None and i == s.keep_index else None
+                    for name, m in methods.items():
+                        bar.set_description(f"{name} {ds.name} {label}")
+                        given = sigma if s.sigma_known else None
+                        out, sec = _run_method(m, name, noisy, given, f"{path} at {label}")
+                        q = quantize(out)
+                        h, w, c = u8.shape
+                        rec = ImageRecord(
+                            method=name, dataset=ds.name, noise=label, level=float(model.level), index=i,
+                            image=path.name, height=h, width=w, channels=c, sigma_true=sigma,
+                            sigma_given=given, psnr=psnr_uint8(u8, q), ssim=ssim_uint8(u8, q),
+                            seconds=sec, mpx_per_s=h * w / 1e6 / sec if sec > 0 else math.inf,
+                            **residual_stats(noisy, out, sigma))  # type: ignore[arg-type]
+                        if lpips_fn is not None:
+                            rec.lpips = float(lpips_fn(u8, q))
+                        records.append(rec)
+                        if keep is not None:
+                            keep.outputs[name] = out
+                        bar.update(1)
+                    if keep is not None:
+                        kept.append(keep)  # type: ignore[union-attr]
+    finally:
+        bar.close()
+    return records
+
+
+SUMMARY_KEYS = ("psnr", "ssim", "resid_mean", "resid_std", "resid_std_ratio", "resid_ac_h", "resid_ac_v", "lpips")
+
+
+def summarize(records: Iterable[ImageRecord]) -> list[dict[str, Any]]:
+    """Per (method, dataset, noise): mean PSNR/SSIM/residual stats/LPIPS, median s and Mpx/s."""
+    groups: dict[tuple[str, str, str], list[ImageRecord]] = {}
+    for r in records:
+        groups.setdefault((r.method, r.dataset, r.noise), []).append(r)
+    rows = []
+    for (method, dataset, noise), rs in groups.items():
+        row: dict[str, Any] = {"method": method, "dataset": dataset, "noise": noise, "level": rs[0].level,
+                               "images": len(rs)}
+        for key in SUMMARY_KEYS:
+            vals = [getattr(r, key) for r in rs if getattr(r, key) is not None]
+            row[key] = float(np.mean(vals)) if vals else None
+        row["seconds"] = float(np.median([r.seconds for r in rs]))
+        row["mpx_per_s"] = float(np.median([r.mpx_per_s for r in rs]))
+        rows.append(row)
+    return rows
+
+
+def records_as_dicts(records: Iterable[ImageRecord]) -> list[dict[str, Any]]:
+    """Plain dicts (for JSON/CSV)."""
+    return [asdict(r) for r in records]

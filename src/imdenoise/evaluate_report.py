@@ -1,0 +1,220 @@
+"""Outputs of an evaluation run: markdown table, JSON/CSV files (atomic), figures (PNG), LPIPS."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from imdenoise.errors import OutputExistsError
+from imdenoise.evaluate import EvaluationError, ImageRecord, Kept, records_as_dicts
+
+__all__ = ["markdown_table", "check_writable", "write_json", "write_csv", "figure_paths",
+           "write_figures", "load_lpips"]
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    """Methods x sets x noise levels: PSNR / SSIM / s per image, Mpx/s and residual statistics."""
+    has_lpips = any(row.get("lpips") is not None for row in summary)
+    head = ["method", "set", "noise", "images", "PSNR dB", "SSIM", "s / image", "Mpx/s",
+            "resid mean", "resid std / sigma", "resid AC h", "resid AC v"] + (["LPIPS"] if has_lpips else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary:
+        cells = [r["method"], r["dataset"], r["noise"], str(r["images"]), _fmt(r["psnr"], ".2f"),
+                 _fmt(r["ssim"], ".4f"), _fmt(r["seconds"], ".3f"), _fmt(r["mpx_per_s"], ".3f"),
+                 _fmt(r["resid_mean"], "+.3f"), _fmt(r["resid_std_ratio"], ".3f"),
+                 _fmt(r["resid_ac_h"], "+.3f"), _fmt(r["resid_ac_v"], "+.3f")]
+        if has_lpips:
+            cells.append(_fmt(r.get("lpips"), ".4f"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def check_writable(paths: Sequence[Path | None], overwrite: bool) -> None:
+    """Refuse (before any work) to replace existing output files unless overwrite is set."""
+    for p in paths:
+        if p is None:
+            continue
+        if p.exists() and not overwrite:
+            raise OutputExistsError(f"{p}: file exists; pass --overwrite to replace it")
+        if p.exists() and p.is_dir():
+            raise EvaluationError(f"{p}: is a directory, expected a file path")
+        if not p.parent.exists():
+            raise EvaluationError(f"{p}: folder {p.parent} does not exist")
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, then rename over the target."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe numbers: inf/nan become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, records: Sequence[ImageRecord], summary: Sequence[dict[str, Any]],
+               settings: dict[str, Any]) -> Path:
+    """Settings, per-(method, set, noise) summary and per-image rows as one JSON file (atomic)."""
+    doc = {"protocol": "BENCHMARK.md (imdenoise eval)", "settings": settings,
+           "summary": [{k: _clean(v) for k, v in row.items()} for row in summary],
+           "images": [{k: _clean(v) for k, v in row.items()} for row in records_as_dicts(records)]}
+    return _atomic_write(Path(path), (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def write_csv(path: Path, records: Sequence[ImageRecord]) -> Path:
+    """Per-image rows as CSV (atomic)."""
+    rows = records_as_dicts(records)
+    buf = io.StringIO()
+    fieldnames = list(ImageRecord.__dataclass_fields__)
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return _atomic_write(Path(path), buf.getvalue().encode())
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def figure_paths(folder: Path, datasets: Sequence[str], noises: Sequence[str]) -> list[Path]:
+    """The PNG files `write_figures` will create (known before the run, to check overwriting)."""
+    paths = [folder / f"crops_{_slug(d)}_{_slug(n)}.png" for d in datasets for n in noises]
+    return paths + [folder / "psnr_vs_level.png"]
+
+
+def _crop_box(h: int, w: int, size: int) -> tuple[slice, slice]:
+    ch, cw = min(h, size), min(w, size)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return slice(y0, y0 + ch), slice(x0, x0 + cw)
+
+
+def _show(ax: Any, img: np.ndarray, title: str, vmin: float = 0.0, vmax: float = 1.0) -> None:
+    img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+    if img.ndim == 3:  # color residual: show its mean over channels
+        img = np.clip(img, vmin, vmax) if vmin == 0.0 else img.mean(axis=-1)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def _crops_figure(path: Path, k: Kept, crop: int) -> None:
+    import matplotlib.pyplot as plt
+
+    from imdenoise.evaluate import quantize
+    from imdenoise.metrics import psnr_uint8
+
+    ys, xs = _crop_box(k.clean.shape[0], k.clean.shape[1], crop)
+    names = list(k.outputs)
+    cols = len(names) + 2
+    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 6.0), dpi=100, squeeze=False)
+    spread = 3 * (k.sigma or 25.0) / 255  # residual shown over +-3 sigma
+    clean_u8 = quantize(k.clean)
+    _show(axes[0, 0], np.clip(k.noisy[ys, xs], 0, 1), f"noisy ({psnr_uint8(clean_u8, quantize(k.noisy)):.2f} dB)")
+    _show(axes[1, 0], (k.noisy - k.clean)[ys, xs], "true noise", -spread, spread)
+    for j, name in enumerate(names, start=1):
+        out = k.outputs[name]
+        _show(axes[0, j], np.clip(out[ys, xs], 0, 1), f"{name} ({psnr_uint8(clean_u8, quantize(out)):.2f} dB)")
+        _show(axes[1, j], (k.noisy - out)[ys, xs], f"{name}: noisy - denoised", -spread, spread)
+    _show(axes[0, -1], k.clean[ys, xs], "clean")
+    axes[1, -1].axis("off")
+    fig.suptitle(f"{k.dataset} / {k.image} / {k.noise}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _level_plot(path: Path, summary: Sequence[dict[str, Any]]) -> None:
+    import matplotlib.pyplot as plt
+
+    sets = list(dict.fromkeys(r["dataset"] for r in summary))
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), dpi=100, squeeze=False)
+    for ax, ds in zip(axes[0], sets):
+        rows = [r for r in summary if r["dataset"] == ds]
+        kinds = sorted({r["noise"].split(":")[0] for r in rows})
+        for method in dict.fromkeys(r["method"] for r in rows):
+            for kind in kinds:
+                pts = sorted((r["level"], r["psnr"]) for r in rows
+                             if r["method"] == method and r["noise"].split(":")[0] == kind)
+                label = method if len(kinds) == 1 else f"{method} ({kind})"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.set_xlabel("sigma (0-255)" if kinds == ["gaussian"] else "noise level")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(ds)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_figures(folder: Path, kept: Sequence[Kept], summary: Sequence[dict[str, Any]], crop: int = 128) -> list[Path]:
+    """Side-by-side crops (with residuals) per set and level, and the PSNR-versus-level plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k in kept:
+        p = folder / f"crops_{_slug(k.dataset)}_{_slug(k.noise)}.png"
+        _crops_figure(p, k, crop)
+        written.append(p)
+    p = folder / "psnr_vs_level.png"
+    _level_plot(p, summary)
+    return written + [p]
+
+
+def load_lpips(weights: Path) -> Callable[[np.ndarray, np.ndarray], float]:
+    """LPIPS (AlexNet) from a local state-dict file; needs the `lpips` package; never downloads."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise EvaluationError(f"LPIPS weights {weights}: no such file (nothing is downloaded; give a local "
+                              "state dict of lpips.LPIPS(net='alex'), backbone and linear layers)")
+    try:
+        import lpips  # type: ignore[import-not-found]
+    except ImportError:
+        raise EvaluationError("the LPIPS column needs the optional 'lpips' package (pip install lpips, which "
+                              "also needs torchvision); it is not installed") from None
+    import torch
+
+    try:
+        net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        net.load_state_dict(state, strict=True)
+    except Exception as exc:
+        raise EvaluationError(f"LPIPS weights {weights}: cannot load them into lpips.LPIPS(net='alex'): {exc}") from None
+    net.eval()
+
+    def fn(clean_u8: np.ndarray, out_u8: np.ndarray) -> float:
+        def t(a: np.ndarray) -> torch.Tensor:
+            x = torch.from_numpy(a.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+            return x.expand(1, 3, *x.shape[-2:]) if x.shape[1] == 1 else x
+
+        with torch.inference_mode():
+            return float(net(t(clean_u8), t(out_u8)))
+
+    return fn
