@@ -389,3 +389,45 @@ def test_bad_arrays_and_output_paths(tmp_path):
         write_image(tmp_path / "dir.png", np.zeros((3, 3)))
     out = write_image(tmp_path / "new" / "sub" / "a.png", np.zeros((3, 3)))
     assert out.is_file()
+
+
+def test_orientation_of_16bit_png_and_tiff(tmp_path):
+    gray = _random("uint16", (6, 9), seed=9)
+    im = PILImage.fromarray(gray)
+    exif = im.getexif()
+    exif[0x0112] = 3  # upside down
+    im.save(tmp_path / "o16.png", exif=exif)
+    assert np.array_equal(_samples(read_image(tmp_path / "o16.png"))[..., 0], gray[::-1, ::-1])
+    tifffile.imwrite(tmp_path / "o.tif", gray, extratags=[(274, "H", 1, 8, False)])  # 90 degrees counter-clockwise
+    assert np.array_equal(_samples(read_image(tmp_path / "o.tif"))[..., 0], np.rot90(gray))
+
+
+def test_palette_and_min_is_white_tiff(tmp_path):
+    index = (np.arange(6 * 7).reshape(6, 7) % 3).astype(np.uint8)
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, :3] = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]]).T * 257
+    tifffile.imwrite(tmp_path / "pal.tif", index, photometric="palette", colormap=colormap)
+    img = read_image(tmp_path / "pal.tif")
+    assert img.mode == "P" and img.dtype == np.uint8
+    assert np.array_equal(_samples(img), np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)[index])
+    tifffile.imwrite(tmp_path / "white.tif", np.array([[0, 255]], np.uint8), photometric="miniswhite")
+    assert np.array_equal(_samples(read_image(tmp_path / "white.tif"))[..., 0], [[255, 0]])
+
+
+def test_npy_of_other_types(tmp_path):
+    np.save(tmp_path / "half.npy", np.full((3, 4), -2.5, np.float16))
+    img = read_image(tmp_path / "half.npy")
+    assert img.dtype == np.float32 and img.data.min() == -2.5
+    np.save(tmp_path / "mask.npy", np.eye(4, dtype=bool))
+    assert np.array_equal(read_image(tmp_path / "mask.npy").data[..., 0], np.eye(4))
+    np.save(tmp_path / "cube.npy", np.zeros((4, 4, 7), np.float32))
+    assert "expected HxW or HxWxC" in _error(tmp_path / "cube.npy")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_numpy_orientation_matches_pillow(orientation):
+    arr = _random("uint8", (5, 8, 3), seed=orientation)
+    im = PILImage.fromarray(arr)
+    im.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(im))
+    assert np.array_equal(io_formats.orient(arr, orientation), expected)

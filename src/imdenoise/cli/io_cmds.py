@@ -68,10 +68,11 @@ def metrics(
         how = "8-bit pair, data range 255"
     else:
         psnr, ssim = _scores_float(ref.data, out.data)
-        how = "data range 1 (integer images scaled to [0, 1], floats as stored)"
+        how = "on the [0, 1] scale, data range 1"
     typer.echo(f"PSNR: {'inf' if math.isinf(psnr) else f'{psnr:.2f}'} dB")
     typer.echo(f"SSIM: {'n/a (images smaller than 11x11)' if ssim is None else f'{ssim:.4f}'}")
-    typer.echo(f"({how}; {_shape(ref.data)}{', alpha ignored' if ref.alpha is not None or out.alpha is not None else ''})")
+    ignored = ", alpha ignored" if ref.alpha is not None or out.alpha is not None else ""
+    typer.echo(f"({how}, {_shape(ref.data)}{ignored})")
 
 
 def _shape(data) -> str:
