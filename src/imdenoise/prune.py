@@ -1,0 +1,231 @@
+"""Structured channel pruning that really removes channels, then a short fine-tune.
+
+In every block whose body is `conv, norm, act, conv, ...` (the U-Net's ResBlock and PlainBlock), the
+first conv's output channels are only read by the second conv, so they can be removed (keeping the
+filters of largest L1 norm) without touching the block's input, output or shortcut shapes. The
+pruned widths are recorded in the model card (`pruned`: module name -> kept channels), so
+`load_weights_any` rebuilds the smaller network from a weights file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from imdenoise.errors import ImDenoiseError, WeightsError
+from imdenoise.models.base import DenoisingNet
+from imdenoise.weights_io import ModelCard
+
+log = logging.getLogger(__name__)
+
+
+def prunable_blocks(model: nn.Module) -> dict[str, nn.Sequential]:
+    """Module name -> block body (Sequential) whose body[0] and body[3] are 3x3 convs joined by norm+act."""
+    found = {}
+    for name, mod in model.named_modules():
+        body = getattr(mod, "body", None)
+        if (isinstance(body, nn.Sequential) and len(body) >= 4 and isinstance(body[0], nn.Conv2d)
+                and isinstance(body[3], nn.Conv2d) and isinstance(body[1], (nn.Identity, nn.BatchNorm2d))
+                and body[0].groups == 1 and body[3].groups == 1):
+            found[name] = body
+    return found
+
+
+def _shrink(body: nn.Sequential, idx: torch.Tensor) -> None:
+    """Keep output channels `idx` of body[0] (and body[1] if a BatchNorm) and input channels of body[3]."""
+    c1, c2 = body[0], body[3]
+    new1 = nn.Conv2d(c1.in_channels, len(idx), c1.kernel_size, c1.stride, c1.padding, bias=c1.bias is not None)
+    new2 = nn.Conv2d(len(idx), c2.out_channels, c2.kernel_size, c2.stride, c2.padding, bias=c2.bias is not None)
+    with torch.no_grad():
+        new1.weight.copy_(c1.weight[idx])
+        if c1.bias is not None:
+            new1.bias.copy_(c1.bias[idx])
+        new2.weight.copy_(c2.weight[:, idx])
+        if c2.bias is not None:
+            new2.bias.copy_(c2.bias)
+    body[0], body[3] = new1, new2
+    if isinstance(body[1], nn.BatchNorm2d):
+        bn = body[1]
+        new_bn = nn.BatchNorm2d(len(idx), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
+        with torch.no_grad():
+            for attr in ("weight", "bias", "running_mean", "running_var"):
+                src = getattr(bn, attr)
+                if src is not None:
+                    getattr(new_bn, attr).copy_(src[idx])
+        body[1] = new_bn
+
+
+def prune_channels(model: DenoisingNet, keep: float) -> dict[str, int]:
+    """Remove the lowest-L1 filters of each prunable block's inner conv in place; returns the kept widths."""
+    if not 0 < keep <= 1:
+        raise ImDenoiseError(f"--keep must be in (0, 1], got {keep}")
+    blocks = prunable_blocks(model)
+    if not blocks:
+        raise ImDenoiseError(f"{type(model).__name__} has no prunable blocks (conv-norm-act-conv bodies); "
+                             "pruning supports the U-Net family")
+    spec = {}
+    for name, body in blocks.items():
+        c = body[0].out_channels
+        k = max(1, int(round(keep * c)))
+        norms = body[0].weight.detach().abs().sum(dim=(1, 2, 3))
+        idx = torch.sort(torch.topk(norms, k).indices).values
+        _shrink(body, idx)
+        spec[name] = k
+    return spec
+
+
+def apply_pruned_shapes(model: DenoisingNet, spec: dict[str, int]) -> DenoisingNet:
+    """Resize the named blocks' inner convs to the recorded widths (weights to be loaded afterwards)."""
+    blocks = prunable_blocks(model)
+    for name, k in spec.items():
+        if name not in blocks:
+            raise WeightsError(f"pruned block {name!r} of the card does not exist in {type(model).__name__}")
+        _shrink(blocks[name], torch.arange(int(k)))
+    return model
+
+
+def load_weights_any(path: str | Path) -> tuple[DenoisingNet, ModelCard]:
+    """Like weights_io.load_model, and also for pruned weights files (card field `pruned`)."""
+    from imdenoise.models.registry import get_architecture
+    from imdenoise.weights_io import load_model, read_card
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.suffix != ".safetensors":
+        return load_model(path)
+    card = read_card(path)
+    spec = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
+    if not spec:
+        return load_model(path)
+    from safetensors.torch import load_file
+
+    model = apply_pruned_shapes(get_architecture(card.architecture).build(**card.config), spec)
+    try:
+        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: pruned weights do not match their card: {str(exc).splitlines()[0]}") from None
+    card.parameters = sum(p.numel() for p in model.parameters())
+    return model.eval(), card
+
+
+def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, batch: int = 8, patch: int = 64,
+              lr: float = 1e-4, noise: str = "gaussian:0-55", limit: int | None = 200, seed: int = 0) -> list[float]:
+    """A short supervised fine-tune (Adam, L1) on synthetic-noise patches of a training folder; returns losses."""
+    from imdenoise.data import SyntheticNoiseDataset, list_images, load_images
+
+    if steps <= 0:
+        return []
+    if "test" in Path(train_dir).parts:
+        raise ImDenoiseError(f"{train_dir}: refusing to fine-tune on a test set")
+    images = load_images(list_images(train_dir)[:limit], model.in_channels)
+    data = SyntheticNoiseDataset(images, [noise], patch, seed)
+    model.train().to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for step in range(steps):
+        items = [data[step * batch + i] for i in range(batch)]
+        x = torch.stack([d["noisy"] for d in items]).contiguous(memory_format=torch.channels_last)
+        y = torch.stack([d["target"] for d in items])
+        s = torch.stack([d["sigma"] for d in items])
+        loss = torch.nn.functional.l1_loss(model(x, s), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step % 50 == 0 or step == steps - 1:
+            log.info("fine-tune step %d/%d  L1 %.4f", step + 1, steps, float(np.mean(losses[-50:])))
+    return losses
+
+
+def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limit: int = 8) -> float:
+    """Mean protocol PSNR (BENCHMARK.md AWGN, 8-bit output) of the model on the first `limit` images."""
+    from imdenoise.data import list_images, load_images
+    from imdenoise.inference import InferenceOptions, ModelDenoiser
+    from imdenoise.noise import benchmark_noisy
+
+    den = ModelDenoiser(model.eval(), "eval", None, InferenceOptions(device="cpu"))
+    scores = []
+    for i, clean in enumerate(load_images(list_images(folder)[:limit], model.in_channels)):
+        out = den.denoise(benchmark_noisy(clean.astype(np.float32) / 255.0, sigma, i), sigma=sigma)
+        out8 = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
+        mse = np.mean((out8.astype(np.float64) - clean.astype(np.float64)) ** 2)
+        scores.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(np.mean(scores))
+
+
+def time_model(model: DenoisingNet, size: int = 512, repeats: int = 3) -> float:
+    """Megapixels per second of the engine on one size x size image (after a warm-up call)."""
+    from imdenoise.inference import InferenceOptions, ModelDenoiser
+
+    den = ModelDenoiser(model.eval(), "speed", None, InferenceOptions(device="cpu"))
+    img = np.random.default_rng(0).random((size, size, model.in_channels), dtype=np.float32)
+    den.denoise(img, sigma=25)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        den.denoise(img, sigma=25)
+        times.append(time.perf_counter() - t)
+    return size * size / 1e6 / float(np.median(times))
+
+
+@dataclass
+class PruneReport:
+    """Parameters, speed and PSNR (before pruning, pruned, pruned + fine-tuned)."""
+
+    path: Path
+    keep: float
+    steps: int
+    params: tuple[int, int]
+    mpx_s: tuple[float, float]
+    sigma: float = 25.0
+    psnr: dict[str, float] = field(default_factory=dict)  # "before", "pruned", "after"
+
+    def markdown(self) -> str:
+        """The report as a small markdown table."""
+        p = {k: f"{v:.2f}" for k, v in self.psnr.items()}
+        rows = [("parameters", f"{self.params[0]:,}", "", f"{self.params[1]:,}"),
+                ("speed 512x512 (Mpx/s)", f"{self.mpx_s[0]:.3f}", "", f"{self.mpx_s[1]:.3f}")]
+        if p:
+            rows.append((f"PSNR sigma {self.sigma:g} (dB)", p.get("before", ""), p.get("pruned", ""), p.get("after", "")))
+        head = (f"| keep {self.keep:g} | before | pruned | pruned + {self.steps} fine-tune steps |\n"
+                "|---|---|---|---|\n")
+        return head + "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def prune_model(src: str | Path, out: str | Path, keep: float = 0.7, *, steps: int = 300,
+                train_dir: str | Path | None = None, eval_dir: str | Path | None = None, eval_limit: int = 8,
+                sigma: float = 25.0, channels: int = 1, **tune: Any) -> PruneReport:
+    """Prune a model (weights file or registry name), fine-tune it, measure, and save it as safetensors."""
+    from imdenoise.export import resolve_model
+    from imdenoise.quantize import default_calibration_dir
+    from imdenoise.weights_io import save_weights
+
+    model, card = resolve_model(src, channels)
+    p0 = sum(p.numel() for p in model.parameters())
+    speed0 = time_model(model)
+    psnr: dict[str, float] = {}
+    if eval_dir:
+        psnr["before"] = eval_psnr(model, eval_dir, sigma, eval_limit)
+    spec = prune_channels(model, keep)
+    if eval_dir:
+        psnr["pruned"] = eval_psnr(model, eval_dir, sigma, eval_limit)
+    fine_tune(model, train_dir or default_calibration_dir(model.in_channels), steps=steps, **tune)
+    model.eval()
+    if eval_dir:
+        psnr["after"] = eval_psnr(model, eval_dir, sigma, eval_limit)
+    p1 = sum(p.numel() for p in model.parameters())
+    speed1 = time_model(model)
+    extra = {**(card.model_extra or {}), "pruned": spec, "pruned_keep": keep, "pruned_from": card.name}
+    new = ModelCard(**{**card.model_dump(exclude=set(card.model_extra or {})), **extra,
+                       "name": f"{card.name}-pruned{int(round(keep * 100))}", "parameters": p1,
+                       "training_steps": card.training_steps + steps})
+    path = save_weights(out, model.float().to(memory_format=torch.contiguous_format), new)
+    return PruneReport(path, keep, steps, (p0, p1), (speed0, speed1), sigma, psnr)
