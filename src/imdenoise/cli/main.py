@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models", "denoise_cmd", "models"),
     ("demo", "demo_cmd", "demo"),
     ("train", "train_cmd", "train"),
+    ("serve", "serve_cmd", "serve"),
     ("eval", "eval_cmd", "eval_"),
 ]
 

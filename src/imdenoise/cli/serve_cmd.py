@@ -1,0 +1,51 @@
+"""`imdenoise serve`: the web page and HTTP API (FastAPI app served by uvicorn)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from imdenoise.errors import ConfigError
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Worker processes; each loads its own models and has its own limits."),
+    max_bytes: int = typer.Option(25 * 2**20, "--max-bytes", help="Largest accepted upload in bytes (413 above)."),
+    max_pixels: int = typer.Option(25_000_000, "--max-pixels", help="Largest accepted image, width x height (413 above)."),
+    max_jobs: int = typer.Option(2, "--max-jobs", help="Jobs denoised at once, per worker."),
+    queue: int = typer.Option(8, "--queue", help="Jobs waiting beyond --max-jobs; more get 503 with Retry-After."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds a job may take, waiting included (503 after)."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods to offer (default: all)."),
+    tmp_dir: Optional[Path] = typer.Option(None, "--tmp-dir", help="Where per-job private temp folders go."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the denoising page at / and the API at /api/v1 (docs at /docs)."""
+    try:
+        import uvicorn
+        from pydantic import ValidationError
+
+        from imdenoise.server import SETTINGS_ENV, create_app
+        from imdenoise.server_jobs import ServerSettings
+    except ImportError as exc:
+        raise ConfigError(f"the web service needs the server extra: pip install 'imdenoise[server]' ({exc})") from None
+    try:
+        settings = ServerSettings(
+            host=host, port=port, workers=workers, max_bytes=max_bytes, max_pixels=max_pixels, max_jobs=max_jobs,
+            queue=queue, timeout=timeout, tmp_dir=tmp_dir,
+            methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None)
+    except ValidationError as exc:
+        raise ConfigError("invalid server option: " + "; ".join(
+            f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())) from None
+    typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
+    uvicorn.run("imdenoise.server:create_app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level)

@@ -1,0 +1,314 @@
+"""The web service: `create_app(settings)` builds a FastAPI app with one static page, a JSON/image API
+and offline API docs. A thin shell over `imdenoise.io`, `imdenoise.noise` and `imdenoise.inference`;
+the limits and the job machinery live in `imdenoise.server_jobs`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, AsyncIterator, Literal
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imdenoise import __version__
+from imdenoise.errors import ImageTooLargeError, ImDenoiseError, UnknownMethodError
+from imdenoise.server_jobs import (
+    ImageJob, JobResult, JobRunner, ModelCache, ServerSettings, ServiceError, sniff,
+)
+
+log = logging.getLogger("imdenoise.server")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SETTINGS_ENV = "IMDENOISE_SERVER_SETTINGS"
+UPLOAD_PATHS = ("/api/v1/denoise", "/api/v1/preview")
+FORM_SLACK = 64 * 1024  # multipart framing and the small option fields around the image
+PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+class ErrorBody(BaseModel):
+    """Every error: one human-readable message."""
+
+    error: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "not a readable image", "model": ErrorBody},
+    413: {"description": "upload or image too large", "model": ErrorBody},
+    415: {"description": "unsupported file type (send PNG, JPEG or TIFF)", "model": ErrorBody},
+    422: {"description": "invalid options", "model": ErrorBody},
+    503: {"description": "busy (Retry-After) or time limit exceeded", "model": ErrorBody},
+}
+
+
+class MethodBody(BaseModel):
+    """One offered model or method."""
+
+    name: str
+    kind: str
+    description: str
+
+
+class LimitsBody(BaseModel):
+    """The limits the page and clients should respect."""
+
+    max_bytes: int
+    max_pixels: int
+    max_jobs: int
+    queue: int
+    timeout: float
+
+
+class ModelsBody(BaseModel):
+    """GET /api/v1/models."""
+
+    default: str | None
+    methods: list[MethodBody]
+    limits: LimitsBody
+
+
+class HealthBody(BaseModel):
+    """GET /health."""
+
+    status: str
+    version: str
+    jobs: dict[str, int]
+    loaded: list[str]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class UploadTooLarge(StarletteHTTPException):
+    """The request body passed the byte limit while it was being received."""
+
+
+class UploadGuard:
+    """ASGI guard on upload routes: 413 by Content-Length or while streaming, 503 before reading when full."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, runner: JobRunner) -> None:
+        self.app, self.max_bytes, self.runner = app, max_bytes, runner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes + FORM_SLACK
+        message = f"upload too large: the limit is {self.max_bytes} bytes"
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await _error(413, message)(scope, receive, send)
+            return
+        if self.runner.full():  # refuse before receiving the upload
+            retry = self.runner.reject()
+            await _error(503, f"server busy: all job slots are taken; retry in {retry} s",
+                         {"Retry-After": str(retry)})(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    raise UploadTooLarge(413, message)
+            return msg
+
+        await self.app(scope, limited, send)
+
+
+async def _read_upload(image: UploadFile, settings: ServerSettings) -> tuple[bytes, str]:
+    """The upload's bytes (<= max_bytes) and its kind recognised from its content."""
+    data = await image.read(settings.max_bytes + 1)
+    if len(data) > settings.max_bytes:
+        raise ServiceError(413, f"upload too large: the limit is {settings.max_bytes} bytes")
+    if not data:
+        raise ServiceError(400, "empty upload: no image data received")
+    kind = sniff(data)
+    if kind is None:
+        declared = (image.content_type or "unknown")[:60]
+        raise ServiceError(415, f"unsupported file type (declared {declared!r}); send a PNG, JPEG or TIFF image")
+    return data, kind
+
+
+async def _run(request: Request, job: Any) -> JobResult:
+    """Run a job on the app's runner; library errors become 413 (pixels), 422 (method) or 400 (image)."""
+    try:
+        return await request.app.state.runner.run(job)
+    except ImageTooLargeError as exc:
+        raise ServiceError(413, str(exc)) from None
+    except UnknownMethodError as exc:
+        raise ServiceError(422, str(exc)) from None
+    except ImDenoiseError as exc:
+        raise ServiceError(400, str(exc)) from None
+
+
+def _install_handlers(app: FastAPI) -> None:
+    """Every error becomes JSON {"error": ...} with its status; never a stack trace."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors()[:5]:
+            loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query"))
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg", "invalid")))
+        return _error(422, "invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s: %s", type(exc).__name__, exc)
+        return _error(500, "internal server error; the server log has the details")
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc from files served by the app (no CDN)."""
+    try:
+        import fastapi_offline
+
+        assets = Path(fastapi_offline.__file__).resolve().parent / "static"
+    except ImportError:
+        assets = None
+    if assets is not None and (assets / "swagger-ui-bundle.js").is_file():
+        app.mount("/docs-static", StaticFiles(directory=assets), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request) -> Response:
+        if assets is None:
+            return _error(404, "offline API docs need the 'fastapi-offline' package (pip install "
+                               "'imdenoise[server]'); the schema is at /openapi.json")
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="imdenoise API",
+                                   swagger_js_url=f"{root}/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}/docs-static/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}/static/favicon.svg")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> Response:
+        if assets is None:
+            return _error(404, "offline API docs need the 'fastapi-offline' package")
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}/openapi.json", title="imdenoise API",
+                              redoc_js_url=f"{root}/docs-static/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}/static/favicon.svg", with_google_fonts=False)
+
+
+def _result_response(result: JobResult, method: str | None) -> Response:
+    headers = {
+        "Content-Disposition": f'attachment; filename="denoised.{"png" if result.media_type == "image/png" else "tif"}"',
+        "Cache-Control": "no-store",
+        "X-Imdenoise-Time-Ms": f"{result.seconds * 1000:.0f}",
+        "X-Imdenoise-Size": f"{result.width}x{result.height}",
+    }
+    if method is not None:
+        headers["X-Imdenoise-Method"] = method
+    if result.sigma_estimated is not None:
+        headers["X-Imdenoise-Sigma-Estimated"] = f"{result.sigma_estimated:.2f}"
+    if result.sigma_used is not None:
+        headers["X-Imdenoise-Sigma"] = f"{result.sigma_used:.2f}"
+    if result.timings:
+        headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in result.timings.items())
+    return Response(result.content, media_type=result.media_type, headers=headers)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The FastAPI app: GET /, /health, /api/v1/models, POST /api/v1/denoise, /api/v1/preview, /docs."""
+    settings = settings or ServerSettings()
+    runner = JobRunner(settings.max_jobs, settings.queue, settings.timeout)
+    models = ModelCache(allowed=settings.methods)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.close()
+
+    app = FastAPI(title="imdenoise", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Image denoising service: upload a noisy image, get the denoised image back. "
+                              "Limits: see GET /api/v1/models.")
+    app.state.settings, app.state.runner, app.state.models = settings, runner, models
+    app.add_middleware(UploadGuard, max_bytes=settings.max_bytes, runner=runner)
+    _install_handlers(app)
+    _install_docs(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={
+            "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+
+    @app.get("/health", response_model=HealthBody, tags=["service"])
+    async def health() -> HealthBody:
+        """Liveness and load: running and queued jobs, loaded models."""
+        return HealthBody(status="ok", version=__version__, jobs=runner.stats(), loaded=models.loaded())
+
+    @app.get("/api/v1/models", response_model=ModelsBody, tags=["denoise"])
+    async def list_methods() -> ModelsBody:
+        """The models and methods this server offers, the preselected one, and the limits."""
+        return ModelsBody(default=models.default(),
+                          methods=[MethodBody(name=m.name, kind=m.kind, description=m.description)
+                                   for m in models.describe()],
+                          limits=LimitsBody(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
+                                            max_jobs=settings.max_jobs, queue=settings.queue,
+                                            timeout=settings.timeout))
+
+    @app.post("/api/v1/denoise", response_class=Response, tags=["denoise"], responses={
+        200: {"content": {"image/png": {}, "image/tiff": {}},
+              "description": "the denoised image; X-Imdenoise-Sigma (used), X-Imdenoise-Sigma-Estimated, "
+                             "X-Imdenoise-Time-Ms headers"}, **ERROR_RESPONSES})
+    async def denoise(
+        request: Request,
+        image: Annotated[UploadFile, File(description="PNG, JPEG or TIFF (8/16-bit or float), gray or color")],
+        method: Annotated[str | None, Form(max_length=64, description="a name from GET /api/v1/models")] = None,
+        sigma: Annotated[float | None, Form(ge=0, le=255, description="noise level 0-255; omit for auto")] = None,
+        format: Annotated[Literal["png", "tiff"], Form(description="png, or tiff (keeps float)")] = "png",
+    ) -> Response:
+        """Denoise one image; 8/16-bit depth is kept (float input gives 16-bit PNG or float TIFF)."""
+        name = method or models.default()
+        if name is None or name not in models.names():
+            raise ServiceError(422, f"unknown method {method!r}; choose one of: {', '.join(models.names())}")
+        data, kind = await _read_upload(image, settings)
+        job = ImageJob(data, kind, settings)
+        classical = models.kind(name) == "classical"
+        result = await _run(request, lambda deadline: job.denoise(deadline, lambda: models.get(name), sigma, format,
+                                                                  reuse_estimate=classical))
+        log.info("denoised %dx%d %s with %s in %.2f s", result.width, result.height, kind, name, result.seconds)
+        return _result_response(result, name)
+
+    @app.post("/api/v1/preview", response_class=Response, tags=["denoise"], responses={
+        200: {"content": {"image/png": {}}, "description": "the upload as an 8-bit PNG"}, **ERROR_RESPONSES})
+    async def preview(
+        request: Request,
+        image: Annotated[UploadFile, File(description="PNG, JPEG or TIFF")],
+    ) -> Response:
+        """The upload converted to an 8-bit PNG a browser can display (for TIFF files)."""
+        data, kind = await _read_upload(image, settings)
+        job = ImageJob(data, kind, settings)
+        return _result_response(await _run(request, job.preview), None)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes: settings come as JSON in IMDENOISE_SERVER_SETTINGS."""
+    raw = os.environ.get(SETTINGS_ENV)
+    return create_app(ServerSettings.model_validate(json.loads(raw)) if raw else None)

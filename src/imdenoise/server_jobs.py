@@ -1,0 +1,362 @@
+"""The web service's machinery: settings, the bounded job queue, the shared model cache, and the
+decode -> denoise -> encode job that runs in a worker thread (never on the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from imdenoise.errors import ImDenoiseError, UnknownMethodError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_MAX_PIXELS = 25_000_000  # 25 MP: about 300 MB of float32 RGB per job while it runs
+# What the service accepts, recognised by content (magic bytes), never by a client's file name.
+SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),
+    (b"MM\x00+", "tiff"),
+)
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+MEDIA_TYPE = {"png": "image/png", "tiff": "image/tiff"}
+
+
+class ServerSettings(BaseModel):
+    """Every limit of `imdenoise serve`; limits are per worker process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (each has its own limits)")
+    max_bytes: int = Field(25 * 2**20, ge=1024, description="largest accepted upload, in bytes")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="largest accepted image, width x height")
+    max_jobs: int = Field(2, ge=1, le=256, description="jobs running at once (worker threads)")
+    queue: int = Field(8, ge=0, le=10_000, description="jobs waiting beyond max_jobs; more get 503")
+    timeout: float = Field(120.0, gt=0, description="seconds a job may take, waiting time included")
+    methods: list[str] | None = Field(None, description="methods offered (default: all available)")
+    tmp_dir: Path | None = Field(None, description="parent of the per-job private temp folders")
+
+
+class ServiceError(Exception):
+    """An error the API reports as JSON {"error": message} with an HTTP status."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class Busy(ServiceError):
+    """Every worker and queue slot is taken: 503 with Retry-After."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(503, f"server busy: all job slots are taken; retry in {retry_after} s",
+                         {"Retry-After": str(retry_after)})
+
+
+class JobTimeout(ServiceError):
+    """A job (waiting included) exceeded the per-job time limit: 503 with a clear message."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(503, f"job exceeded the time limit of {limit:g} s; try a smaller image or a "
+                              "faster method", {"Retry-After": str(max(1, math.ceil(limit)))})
+
+
+class JobRunner:
+    """A thread pool of `max_jobs` workers behind an admission counter of `max_jobs + queue` slots.
+
+    A slot is held until the job's thread really ends: a job that outlives its time limit (threads
+    cannot be killed) keeps its slot, so the concurrency bound stays true and overload becomes 503.
+    """
+
+    def __init__(self, max_jobs: int, queue: int, timeout: float) -> None:
+        self.max_jobs, self.capacity, self.timeout = max_jobs, max_jobs + queue, timeout
+        self._pool = ThreadPoolExecutor(max_workers=max_jobs, thread_name_prefix="imdenoise-job")
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._running = 0
+        self._mean_s = 1.0  # running mean of job durations, for Retry-After
+        self.completed = 0
+        self.rejected = 0
+
+    def stats(self) -> dict[str, int]:
+        """Running and queued jobs, and the configured bounds."""
+        with self._lock:
+            return {"running": self._running, "queued": self._inflight - self._running,
+                    "max_jobs": self.max_jobs, "queue": self.capacity - self.max_jobs,
+                    "completed": self.completed, "rejected": self.rejected}
+
+    def full(self) -> bool:
+        """Whether a new job would be refused right now."""
+        with self._lock:
+            return self._inflight >= self.capacity
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the backlog divided among the workers."""
+        with self._lock:
+            backlog = max(1, self._inflight) * self._mean_s / self.max_jobs
+        return int(min(60, max(1, math.ceil(backlog))))
+
+    def reject(self) -> int:
+        """Count a refused request; the Retry-After seconds to send it."""
+        with self._lock:
+            self.rejected += 1
+        return self.retry_after()
+
+    def _release(self, duration: float | None) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if duration is not None:
+                self.completed += 1
+                self._mean_s = 0.8 * self._mean_s + 0.2 * duration
+
+    async def run(self, fn: Callable[[float], T]) -> T:
+        """Run `fn(deadline)` in a worker thread; Busy when full, JobTimeout past the time limit."""
+        with self._lock:
+            full = self._inflight >= self.capacity
+            if not full:
+                self._inflight += 1
+        if full:
+            raise Busy(self.reject())
+        deadline = time.monotonic() + self.timeout
+
+        def task() -> T:
+            with self._lock:
+                self._running += 1
+            start = time.monotonic()
+            try:
+                if start > deadline:  # waited out its whole time limit in the queue: drop it
+                    raise JobTimeout(self.timeout)
+                return fn(deadline)
+            finally:
+                with self._lock:
+                    self._running -= 1
+                self._release(time.monotonic() - start)
+
+        try:
+            fut = self._pool.submit(task)
+        except RuntimeError:  # pool shut down: the server is stopping
+            self._release(None)
+            raise Busy(5) from None
+        fut.add_done_callback(lambda f: self._release(None) if f.cancelled() else None)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout)
+        except asyncio.TimeoutError:
+            raise JobTimeout(self.timeout) from None
+
+    def close(self) -> None:
+        """Stop taking jobs; drop queued ones, let running ones finish in the background."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class MethodInfo:
+    """One entry of GET /api/v1/models."""
+
+    name: str
+    kind: Literal["model", "classical", "zeroshot", "custom"]
+    description: str
+
+
+def _describe(name: str) -> MethodInfo:
+    """Kind and one-line description of an available method name."""
+    from imdenoise.inference import SHIPPED_ALIASES
+
+    if name in SHIPPED_ALIASES:
+        return MethodInfo(name, "model", "shipped U-Net: the gray or the color model, chosen by the image")
+    if name == "zeroshot":
+        return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")
+    try:
+        from imdenoise.classical import CLASSICAL_METHODS
+
+        if name in CLASSICAL_METHODS:
+            doc = (CLASSICAL_METHODS[name].__doc__ or "").strip().splitlines()
+            return MethodInfo(name, "classical", doc[0] if doc else f"classical filter {name!r}")
+    except ImportError:
+        pass
+    try:
+        from imdenoise.weights_io import SHIPPED_DIR, read_card
+
+        return MethodInfo(name, "model", read_card(SHIPPED_DIR / f"{name}.safetensors").description or name)
+    except Exception:  # a card that cannot be read still leaves the model listed
+        return MethodInfo(name, "model", f"shipped model {name!r}")
+
+
+@dataclass
+class ModelCache:
+    """Denoisers loaded once per method name and shared by every job (load is thread-safe)."""
+
+    allowed: list[str] | None = None
+    _loaded: dict[str, Any] = field(default_factory=dict)
+    _custom: dict[str, MethodInfo] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _name_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def register(self, name: str, denoiser: Any, description: str = "") -> None:
+        """Offer an already built denoiser under `name` (for embedding the app; used by tests)."""
+        with self._lock:
+            self._loaded[name] = denoiser
+            self._custom[name] = MethodInfo(name, "custom", description or f"custom method {name!r}")
+
+    def names(self) -> list[str]:
+        """Method names this server offers: the allow-list (if any) of what is available, then custom."""
+        try:
+            from imdenoise.inference import available_methods
+
+            names = available_methods()
+        except ImportError:  # a module (e.g. classical) missing from this installation
+            names = []
+        if self.allowed is not None:
+            names = [n for n in names if n in self.allowed]
+        return names + [n for n in self._custom if n not in names]
+
+    def describe(self) -> list[MethodInfo]:
+        """Kind and description of every offered method."""
+        return [self._custom.get(n) or _describe(n) for n in self.names()]
+
+    def default(self) -> str | None:
+        """The method the page preselects: the shipped default, else a fast good classical filter."""
+        names = self.names()
+        for pref in ("default", "wavelet", "nlm", "gaussian"):
+            if pref in names:
+                return pref
+        return names[0] if names else None
+
+    def get(self, name: str) -> Any:
+        """The shared denoiser for `name`, loading it on first use; only offered names are loadable."""
+        if name not in self.names():  # never hand a client string to load(): it also accepts paths
+            raise UnknownMethodError(f"unknown method {name!r}; choose one of: {', '.join(self.names())}")
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name]
+            lock = self._name_locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._loaded:
+                from imdenoise.inference import load
+
+                started = time.monotonic()
+                denoiser = load(name)
+                log.info("loaded method %r in %.1f s", name, time.monotonic() - started)
+                with self._lock:
+                    self._loaded[name] = denoiser
+            return self._loaded[name]
+
+    def kind(self, name: str) -> str:
+        """'model', 'classical', 'zeroshot' or 'custom'."""
+        return self._custom[name].kind if name in self._custom else _describe(name).kind
+
+    def loaded(self) -> list[str]:
+        """Names of the methods loaded so far."""
+        with self._lock:
+            return sorted(self._loaded)
+
+
+def sniff(data: bytes) -> str | None:
+    """'png', 'jpeg' or 'tiff' from the first bytes of an upload, None for anything else."""
+    for magic, kind in SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    return None
+
+
+@dataclass
+class JobResult:
+    """An encoded output image and what the client is told about it."""
+
+    content: bytes
+    media_type: str
+    width: int
+    height: int
+    sigma_estimated: float | None = None
+    sigma_used: float | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _check(deadline: float, limit: float) -> None:
+    if time.monotonic() > deadline:
+        raise JobTimeout(limit)
+
+
+class ImageJob:
+    """decode -> (estimate, denoise) -> encode, in a private temp folder removed afterwards."""
+
+    def __init__(self, data: bytes, kind: str, settings: ServerSettings) -> None:
+        self.data, self.kind, self.settings = data, kind, settings
+
+    def _decode(self, work: Path) -> Any:
+        from imdenoise.io import read_image
+
+        path = work / f"input{SUFFIX[self.kind]}"  # our own name; the client's name is never used
+        path.write_bytes(self.data)
+        try:
+            return read_image(path, max_pixels=self.settings.max_pixels)
+        except ImDenoiseError as exc:  # keep the private temp path out of the client's message
+            raise type(exc)(str(exc).replace(str(path), "uploaded image")) from None
+        finally:
+            path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _encode(work: Path, data: np.ndarray, image: Any, fmt: str, dtype: Any) -> bytes:
+        from imdenoise.io import write_image
+
+        out = work / f"output{'.png' if fmt == 'png' else '.tif'}"
+        try:
+            write_image(out, data, like=image, dtype=dtype, overwrite=True)
+            return out.read_bytes()
+        finally:
+            out.unlink(missing_ok=True)
+
+    def preview(self, deadline: float) -> JobResult:
+        """The upload as an 8-bit PNG the browser can show (for TIFF input)."""
+        with tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
+            image = self._decode(Path(tmp))
+            content = self._encode(Path(tmp), image.data, image, "png", np.uint8)
+        h, w = image.data.shape[:2]
+        return JobResult(content, MEDIA_TYPE["png"], w, h)
+
+    def denoise(self, deadline: float, denoiser_for: Callable[[], Any], sigma: float | None, fmt: str,
+                reuse_estimate: bool = False) -> JobResult:
+        """Denoise the upload with the shared denoiser; output keeps 8/16-bit depth (float -> 16-bit PNG).
+
+        `reuse_estimate`: hand the estimated sigma to the method when blind (classical filters estimate
+        it the same way, so this only saves doing it twice).
+        """
+        from imdenoise.noise import estimate_sigma
+
+        t: dict[str, float] = {}
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
+            work = Path(tmp)
+            image = self._decode(work)
+            t["decode"] = time.monotonic() - start
+            denoiser = denoiser_for()
+            t["load"] = time.monotonic() - start - sum(t.values())
+            _check(deadline, self.settings.timeout)
+            estimated = float(estimate_sigma(image.data))
+            t["estimate"] = time.monotonic() - start - sum(t.values())
+            out = denoiser.denoise(image.data, sigma=estimated if sigma is None and reuse_estimate else sigma)
+            t["denoise"] = time.monotonic() - start - sum(t.values())
+            _check(deadline, self.settings.timeout)
+            src = np.dtype(image.dtype)
+            dtype = src if fmt == "tiff" or src in (np.dtype(np.uint8), np.dtype(np.uint16)) else np.dtype(np.uint16)
+            content = self._encode(work, out, image, fmt, dtype)
+            t["encode"] = time.monotonic() - start - sum(t.values())
+        h, w = image.data.shape[:2]
+        return JobResult(content, MEDIA_TYPE[fmt], w, h, estimated, estimated if sigma is None else sigma,
+                         time.monotonic() - start, t)

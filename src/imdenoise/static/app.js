@@ -1,0 +1,242 @@
+// imdenoise page: pick an image and a method, POST it to api/v1/denoise, show before/after, download.
+// No framework and no external resources; URLs are relative so the page works behind a path prefix.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { file: null, limits: null, sigmaUsed: null, method: null, urls: [], busy: false };
+
+function track(url) { state.urls.push(url); return url; }
+function releaseUrls() { state.urls.forEach((u) => URL.revokeObjectURL(u)); state.urls = []; }
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function setProgress(text, percent) {
+  $("progress-box").hidden = text === null;
+  $("status").textContent = text || "";
+  const bar = $("progress");
+  if (percent === undefined || percent === null) bar.removeAttribute("value");
+  else bar.value = percent;
+}
+
+function baseName(name) {
+  const stem = (name || "image").replace(/\.[^.]*$/, "").replace(/[^\w.-]+/g, "_").slice(0, 80);
+  return stem || "image";
+}
+
+async function errorText(xhrOrResponse, fallback) {
+  try {
+    const body = typeof xhrOrResponse.json === "function" ? await xhrOrResponse.json()
+      : JSON.parse(xhrOrResponse.responseText || "{}");
+    if (body && body.error) return body.error;
+  } catch (e) { /* not JSON */ }
+  return fallback;
+}
+
+async function loadMethods() {
+  const select = $("method");
+  try {
+    const res = await fetch("api/v1/models");
+    if (!res.ok) throw new Error(await errorText(res, `HTTP ${res.status}`));
+    const body = await res.json();
+    state.limits = body.limits;
+    select.replaceChildren();
+    for (const m of body.methods) {
+      const opt = document.createElement("option");
+      opt.value = m.name;
+      opt.textContent = `${m.name} (${m.kind})`;
+      opt.dataset.description = m.description;
+      if (m.name === body.default) opt.selected = true;
+      select.append(opt);
+    }
+    describeMethod();
+  } catch (e) {
+    showError(`Could not list the methods: ${e.message}`);
+  }
+  updateButton();
+}
+
+function describeMethod() {
+  const opt = $("method").selectedOptions[0];
+  $("method-help").textContent = opt ? opt.dataset.description : "";
+}
+
+function updateButton() {
+  $("denoise").disabled = state.busy || !state.file || !$("method").value;
+}
+
+function chooseFile(file) {
+  showError("");
+  if (!file) return;
+  if (state.limits && file.size > state.limits.max_bytes) {
+    showError(`This file is ${(file.size / 1048576).toFixed(1)} MB; the server accepts at most `
+      + `${(state.limits.max_bytes / 1048576).toFixed(1)} MB.`);
+    return;
+  }
+  state.file = file;
+  const drop = $("drop");
+  drop.classList.add("has-file");
+  $("drop-text").textContent = `${file.name} (${(file.size / 1024).toFixed(0)} KB) - drop another to replace it`;
+  $("result").hidden = true;
+  updateButton();
+}
+
+// XMLHttpRequest (not fetch) so the upload reports progress.
+function post(url, form, onUpload) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.responseType = "blob";
+    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) onUpload(ev.loaded / ev.total); };
+    xhr.upload.onload = () => onUpload(1);
+    xhr.onload = () => resolve(xhr);
+    xhr.onerror = () => reject(new Error("network error: is the server running?"));
+    xhr.send(form);
+  });
+}
+
+async function failure(xhr) {
+  let message = `HTTP ${xhr.status}`;
+  try {
+    const body = JSON.parse(await xhr.response.text());
+    if (body.error) message = body.error;
+  } catch (e) { /* not JSON */ }
+  if (xhr.status === 503 && xhr.getResponseHeader("Retry-After")) {
+    message += ` (try again in ${xhr.getResponseHeader("Retry-After")} s)`;
+  }
+  return new Error(message);
+}
+
+async function request(format, sigma) {
+  const form = new FormData();
+  form.append("image", state.file, "upload");
+  form.append("method", $("method").value);
+  form.append("format", format);
+  if (sigma !== null && sigma !== undefined) form.append("sigma", String(sigma));
+  const started = performance.now();
+  let timer = null;
+  const xhr = await post("api/v1/denoise", form, (f) => {
+    if (f < 1) { setProgress(`Uploading… ${Math.round(f * 100)}%`, f * 100); return; }
+    if (timer) return;
+    const tick = () => setProgress(`Denoising… ${((performance.now() - started) / 1000).toFixed(0)} s`, null);
+    tick();
+    timer = setInterval(tick, 500);
+  }).finally(() => { if (timer) clearInterval(timer); });
+  if (xhr.status !== 200) throw await failure(xhr);
+  return xhr;
+}
+
+async function showBefore() {
+  const img = $("before");
+  const direct = track(URL.createObjectURL(state.file));
+  const ok = await new Promise((resolve) => {
+    img.onload = () => resolve(true);
+    img.onerror = () => resolve(false);
+    img.src = direct;
+  });
+  if (ok) return;
+  // The browser cannot show this file (TIFF): ask the server for a PNG view of it.
+  const form = new FormData();
+  form.append("image", state.file, "upload");
+  const xhr = await post("api/v1/preview", form, () => {});
+  if (xhr.status === 200) img.src = track(URL.createObjectURL(xhr.response));
+}
+
+async function denoise() {
+  if (!state.file || state.busy) return;
+  state.busy = true;
+  updateButton();
+  showError("");
+  $("result").hidden = true;
+  releaseUrls();
+  try {
+    const sigma = $("auto-sigma").checked ? null : Number($("sigma").value);
+    const xhr = await request("png", sigma);
+    setProgress("Preparing the comparison…", null);
+    await showBefore();
+    const after = $("after");
+    await new Promise((resolve) => { after.onload = resolve; after.onerror = resolve; after.src = track(URL.createObjectURL(xhr.response)); });
+    const est = xhr.getResponseHeader("X-Imdenoise-Sigma-Estimated");
+    const used = xhr.getResponseHeader("X-Imdenoise-Sigma");
+    state.sigmaUsed = used === null ? sigma : Number(used);
+    state.method = xhr.getResponseHeader("X-Imdenoise-Method") || $("method").value;
+    $("sigma-estimated").textContent = est === null ? "-" : `${Number(est).toFixed(1)} (0-255 scale)`;
+    $("sigma-used").textContent = used === null ? "-" : `${Number(used).toFixed(1)}${sigma === null ? " (auto)" : ""}`;
+    $("method-used").textContent = state.method;
+    const ms = xhr.getResponseHeader("X-Imdenoise-Time-Ms");
+    $("time-used").textContent = ms === null ? "-" : `${(Number(ms) / 1000).toFixed(2)} s`;
+    const link = $("download-png");
+    link.href = after.src;
+    link.download = `${baseName(state.file.name)}-denoised.png`;
+    setSplit(50);
+    $("compare-slider").value = 50;
+    $("result").hidden = false;
+    setProgress(null);
+  } catch (e) {
+    setProgress(null);
+    showError(e.message);
+  } finally {
+    state.busy = false;
+    updateButton();
+  }
+}
+
+async function downloadTiff() {
+  if (!state.file || state.busy) return;
+  state.busy = true;
+  updateButton();
+  $("download-tiff").disabled = true;
+  try {
+    const xhr = await request("tiff", state.sigmaUsed);
+    setProgress(null);
+    const a = document.createElement("a");
+    a.href = track(URL.createObjectURL(xhr.response));
+    a.download = `${baseName(state.file.name)}-denoised.tif`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } catch (e) {
+    setProgress(null);
+    showError(e.message);
+  } finally {
+    state.busy = false;
+    $("download-tiff").disabled = false;
+    updateButton();
+  }
+}
+
+function setSplit(percent) {
+  $("after-clip").style.clipPath = `inset(0 0 0 ${percent}%)`;
+  $("divider").style.left = `${percent}%`;
+}
+
+function init() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (ev) => chooseFile(ev.target.files[0]));
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, (ev) => { ev.preventDefault(); drop.classList.remove("over"); });
+  }
+  drop.addEventListener("drop", (ev) => chooseFile(ev.dataTransfer.files[0]));
+  $("method").addEventListener("change", () => { describeMethod(); updateButton(); });
+  const auto = $("auto-sigma");
+  const slider = $("sigma");
+  const syncSigma = () => {
+    slider.disabled = auto.checked;
+    $("sigma-value").textContent = auto.checked ? "auto" : slider.value;
+  };
+  auto.addEventListener("change", syncSigma);
+  slider.addEventListener("input", syncSigma);
+  syncSigma();
+  $("denoise").addEventListener("click", denoise);
+  $("download-tiff").addEventListener("click", downloadTiff);
+  $("compare-slider").addEventListener("input", (ev) => setSplit(ev.target.value));
+  loadMethods();
+}
+
+document.addEventListener("DOMContentLoaded", init);
