@@ -29,6 +29,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "train_cmd", "train"),
     ("serve", "serve_cmd", "serve"),
     ("eval", "eval_cmd", "eval_"),
+    ("export", "export_cmd", "export"),
+    ("prune", "export_cmd", "prune"),
 ]
 
 
