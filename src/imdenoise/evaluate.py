@@ -101,41 +101,27 @@ class Kept:
 
 
 def _read_u8(path: Path) -> np.ndarray:
-    """An image file as uint8 HxW (gray) or HxWx3 (color); alpha dropped, 16-bit reduced to 8 bits."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file (through imdenoise.io) as uint8 HxWx1 or HxWx3; alpha dropped, 16-bit/float rounded."""
+    from imdenoise.io import read_image
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                return np.round(arr / 257.0).clip(0, 255).astype(np.uint8)
-            if im.mode in ("1", "L", "LA", "P", "PA") and not (im.mode.startswith("P") and _palette_color(im)):
-                return np.asarray(im.convert("L"))
-            return np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageReadError(f"{path}: cannot read image ({exc})") from None
-
-
-def _palette_color(im: Any) -> bool:
-    rgb = np.asarray(im.convert("RGB"))
-    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+    data = read_image(path).data
+    if data.shape[-1] not in (1, 3):
+        raise ImageReadError(f"{path}: expected a gray or RGB image, got {data.shape[-1]} channels")
+    return np.round(np.clip(data, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def _is_gray(arr: np.ndarray) -> bool:
-    return arr.ndim == 2 or bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))
+    return arr.shape[-1] == 1 or bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]))
 
 
 def _to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 HxW / HxWx3 -> HxWxC with C = channels (gray from color: ITU-R 601 luma, as PIL's 'L')."""
-    if channels == 1:
-        if arr.ndim == 3:
-            from PIL import Image
+    """uint8 HxWx1 / HxWx3 -> HxWxC with C = channels (gray from color: ITU-R 601 luma, as PIL's 'L')."""
+    if channels == 1 and arr.shape[-1] == 3:
+        from PIL import Image
 
-            arr = np.asarray(Image.fromarray(arr, "RGB").convert("L"))
-        return arr[..., None]
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
+        return np.asarray(Image.fromarray(arr, "RGB").convert("L"))[..., None]
+    if channels == 3 and arr.shape[-1] == 1:
+        return np.repeat(arr, 3, axis=-1)
     return arr
 
 

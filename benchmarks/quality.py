@@ -1,0 +1,187 @@
+"""Regenerate the README's quality table: our methods vs BM3D and the published DnCNN/FFDNet/DRUNet.
+
+    python benchmarks/quality.py                       # every available shipped model + bm3d, full sets
+    python benchmarks/quality.py --methods bm3d --limit 2 --sets set12 --repeats 1
+
+Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluate` (true sigma given, 2 torch
+threads); published rows are the papers' figures copied from BENCHMARK.md and labelled as such.
+Seconds per 512x512 image: median of --repeats calls after one warm-up, sigma 25.
+Prints markdown; --output FILE also writes it, --json FILE the measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASETS = ROOT.parent / "shared" / "datasets" / "test"
+SETS = {"set12": "Set12", "bsd68": "BSD68", "cbsd68": "CBSD68", "kodak24": "Kodak24"}
+GRAY_SETS = {"set12", "bsd68"}
+
+# Published PSNR (dB) at sigma 15 / 25 / 50, from the papers' own tables, as quoted in BENCHMARK.md.
+PUBLISHED = {
+    "BM3D / CBM3D": {"set12": (32.37, 29.97, 26.72), "bsd68": (31.07, 28.57, 25.62),
+                     "cbsd68": (33.52, 30.71, 27.38), "kodak24": (34.28, 31.68, 28.46)},
+    "DnCNN": {"set12": (32.86, 30.44, 27.18), "bsd68": (31.73, 29.23, 26.23),
+              "cbsd68": (33.89, 31.23, 27.92), "kodak24": (34.48, 32.03, 28.85)},
+    "FFDNet": {"set12": (32.75, 30.43, 27.32), "bsd68": (31.63, 29.19, 26.29),
+               "cbsd68": (33.87, 31.21, 27.96), "kodak24": (34.63, 32.13, 28.98)},
+    "DRUNet": {"set12": (33.25, 30.94, 27.90), "bsd68": (31.91, 29.48, 26.59),
+               "cbsd68": (34.30, 31.69, 28.51), "kodak24": (35.31, 32.89, 29.86)},
+}
+PUBLISHED_SIGMAS = (15.0, 25.0, 50.0)
+
+
+def default_methods() -> list[str]:
+    """Shipped models ('default' when both halves exist, else each shipped file), plus bm3d if installed."""
+    from imdenoise.classical import CLASSICAL_METHODS
+    from imdenoise.inference import available_methods
+
+    names = [m for m in available_methods() if m not in CLASSICAL_METHODS and m != "zeroshot"]
+    if "default" in names:
+        names = ["default"] + [m for m in names if m not in ("default", "gray", "color")]
+    try:
+        import bm3d  # noqa: F401
+
+        names.append("bm3d")
+    except ImportError:
+        print("note: bm3d is not installed (pip install 'imdenoise[bm3d]'); no measured BM3D row", file=sys.stderr)
+    return names
+
+
+def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], limit: int | None) -> dict[float, float] | None:
+    """Mean PSNR per sigma of one method on one set, or None when the method cannot run on it."""
+    from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, load_dataset, parse_levels, summarize
+
+    ds = load_dataset(ds_dir, limit=limit)
+    levels = parse_levels("gaussian:" + ",".join(f"{s:g}" for s in sigmas))
+    try:
+        records = evaluate({method: denoiser}, [ds], levels, EvalSettings(limit=limit, progress=sys.stderr.isatty()))
+    except EvaluationError as exc:
+        print(f"note: {method} skipped on {ds.name}: {exc}", file=sys.stderr)
+        return None
+    return {row["level"]: row["psnr"] for row in summarize(records)}
+
+
+def image_512(ds_dir: Path, channels: int) -> np.ndarray:
+    """A 512x512 test image (the set's first image, reflect-padded or cropped), float32 in [0, 1]."""
+    from imdenoise.evaluate import load_dataset
+
+    img = load_dataset(ds_dir, channels=channels, limit=1).images[0].astype(np.float32) / 255
+    h, w = img.shape[:2]
+    img = np.pad(img, ((0, max(0, 512 - h)), (0, max(0, 512 - w)), (0, 0)), mode="reflect")
+    return np.ascontiguousarray(img[:512, :512])
+
+
+def seconds_512(denoiser, clean: np.ndarray, repeats: int) -> float | None:
+    """Median seconds of the denoiser call on a 512x512 image at sigma 25, after one warm-up."""
+    from imdenoise.noise import benchmark_noisy
+
+    noisy = benchmark_noisy(clean, 25.0, 0)
+    try:
+        denoiser.denoise(noisy, 25.0)
+    except Exception as exc:  # e.g. a color model on a gray image
+        print(f"note: {getattr(denoiser, 'name', denoiser)}: no timing on {clean.shape}: {exc}", file=sys.stderr)
+        return None
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        denoiser.denoise(noisy, 25.0)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _cell(values) -> str:
+    if values is None:
+        return "-"
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
+def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | None) -> str:
+    """The markdown table: measured rows, then the published reference rows."""
+    head = ["method"] + [f"{SETS.get(s, s)} (sigma {' / '.join(f'{x:g}' for x in sigmas)})" for s in sets]
+    head += ["s / 512x512 gray", "s / 512x512 color"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, res in measured.items():
+        cells = [f"{name} (measured)"]
+        for s in sets:
+            psnr = res["psnr"].get(s)
+            cells.append(_cell(None if psnr is None else [psnr.get(x) for x in sigmas]))
+        cells += [f"{res['seconds'].get(c):.2f}" if res["seconds"].get(c) is not None else "-" for c in ("gray", "color")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, figs in PUBLISHED.items():
+        cells = [f"{name} (published)"]
+        for s in sets:
+            vals = figs.get(s)
+            cells.append(_cell(None if vals is None else
+                               [vals[PUBLISHED_SIGMAS.index(x)] if x in PUBLISHED_SIGMAS else None for x in sigmas]))
+        lines.append("| " + " | ".join(cells + ["-", "-"]) + " |")
+    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given); measured rows on "
+            f"{'the first ' + str(limit) + ' images of each set' if limit else 'the full sets'}; "
+            "published rows: the papers' figures (BENCHMARK.md). Seconds: median per 512x512 image, "
+            "2 torch threads, this machine.")
+    return "\n".join(lines) + "\n" + note
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the available methods and print the quality table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", help="comma-separated methods (default: shipped models + bm3d if installed)")
+    ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated set folders under --datasets")
+    ap.add_argument("--sigmas", default="15,25,50")
+    ap.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder holding the test sets")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per 512x512 image")
+    ap.add_argument("--output", type=Path, help="also write the markdown table here")
+    ap.add_argument("--json", type=Path, help="write the measured numbers here")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from imdenoise.errors import ImDenoiseError
+    from imdenoise.inference import load
+
+    torch.set_num_threads(2)
+    sets = [s.strip().lower() for s in args.sets.split(",") if s.strip()]
+    sigmas = [float(x) for x in args.sigmas.split(",")]
+    missing = [s for s in sets if not (args.datasets / s).is_dir()]
+    if missing:
+        print(f"error: dataset folder(s) not found under {args.datasets}: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    names = [m.strip() for m in args.methods.split(",")] if args.methods else default_methods()
+    if not names:
+        print("note: no method available to measure; printing the published rows only", file=sys.stderr)
+    measured: dict = {}
+    try:
+        for name in names:
+            den = load(name)
+            res = {"psnr": {}, "seconds": {}}
+            for s in sets:
+                print(f"{name}: {s} ...", file=sys.stderr)
+                res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit)
+            for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
+                src = next((s for s in sets if s in pick), None)
+                if src is not None:
+                    res["seconds"][kind] = seconds_512(den, image_512(args.datasets / src, ch), args.repeats)
+            measured[name] = res
+    except ImDenoiseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = table(measured, sets, sigmas, args.limit)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps({"limit": args.limit, "sigmas": sigmas, "measured": measured}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
