@@ -1,0 +1,165 @@
+"""End to end in real headless Chromium: upload a noisy image on the page, denoise, compare, download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from PIL import Image  # noqa: E402
+
+from imdenoise.server import create_app  # noqa: E402
+from imdenoise.server_jobs import ServerSettings  # noqa: E402
+
+CHROMIUM = Path(os.environ.get("IMDENOISE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "server.png"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found: install Debian's chromium "
+                                                      "(`make browser` or `apt-get install -y chromium`)"),
+]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two arrays in [0, 1]."""
+    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def page_method() -> str:
+    """The method the test picks on the page: the shipped default, else a good quick classical filter."""
+    from imdenoise.inference import available_methods
+
+    names = available_methods()
+    return next(n for n in ("default", "nlm", "wavelet", "gaussian") if n in names)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A uvicorn server on 127.0.0.1, on a free port, in a thread; its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(ServerSettings(max_jobs=2, timeout=120)), log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_denoise_in_the_browser(server, browser, gray_image, tmp_path):
+    clean = gray_image[:160, :240]
+    noisy = clean + np.random.default_rng(3).normal(0, 25 / 255, clean.shape).astype(np.float32)
+    noisy_u8 = np.clip(np.round(noisy * 255), 0, 255).astype(np.uint8)[..., 0]
+    upload = tmp_path / "noisy photo.png"
+    Image.fromarray(noisy_u8).save(upload)
+    method = page_method()
+
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server)
+    page.wait_for_selector(f"#method option[value='{method}']", state="attached")
+    page.select_option("#method", method)
+    page.set_input_files("#file", str(upload))
+    assert "noisy photo.png" in page.inner_text("#drop-text")
+    page.click("#denoise")
+    page.wait_for_selector("#result", state="visible", timeout=90_000)
+    assert page.is_hidden("#error")
+    estimated = float(page.inner_text("#sigma-estimated").split()[0])
+    assert 15 < estimated < 35
+    assert page.inner_text("#method-used") == method
+    # the comparison slider moves the split
+    page.eval_on_selector("#compare-slider", "el => { el.value = 30; el.dispatchEvent(new Event('input')); }")
+    assert "30%" in page.eval_on_selector("#after-clip", "el => el.style.clipPath")
+    page.eval_on_selector("#compare-slider", "el => { el.value = 50; el.dispatchEvent(new Event('input')); }")
+    assert page.eval_on_selector("#after", "el => el.naturalWidth") == 240
+    page.screenshot(path=str(tmp_path / "server.png"), full_page=True)
+    if os.environ.get("IMDENOISE_UPDATE_SCREENSHOT"):
+        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "server.png", DOCS_SCREENSHOT)
+
+    with page.expect_download() as info:
+        page.click("#download-png")
+    download = info.value
+    assert download.suggested_filename == "noisy_photo-denoised.png"
+    png = tmp_path / "out.png"
+    download.save_as(png)
+    with Image.open(png) as im:
+        out = np.asarray(im.convert("L")).astype(np.float32)[..., None] / 255.0
+    assert out.shape == clean.shape
+    assert psnr(out, clean) > psnr(noisy_u8[..., None] / 255.0, clean) + 2
+
+    with page.expect_download(timeout=90_000) as info:
+        page.click("#download-tiff")
+    tif = tmp_path / "out.tif"
+    info.value.save_as(tif)
+    assert info.value.suggested_filename.endswith("-denoised.tif")
+    from imdenoise.io import read_image
+
+    assert read_image(tif).data.shape == clean.shape
+    assert not errors, errors
+    context.close()
+
+
+def test_page_reports_errors(server, browser, tmp_path):
+    bad = tmp_path / "not-an-image.png"
+    bad.write_bytes(b"this is text, not a PNG")
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#method option", state="attached")
+    page.set_input_files("#file", str(bad))
+    page.click("#denoise")
+    page.wait_for_selector("#error", state="visible", timeout=30_000)
+    assert "PNG, JPEG or TIFF" in page.inner_text("#error")
+    assert page.is_hidden("#result")
+    page.close()
+
+
+def test_tiff_upload_gets_a_preview(server, browser, gray_image, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    arr = np.round(gray_image[:64, :64, 0] * 65535).astype(np.uint16)
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, arr)
+    page = browser.new_page()
+    page.goto(server)
+    page.wait_for_selector("#method option[value='gaussian']", state="attached")
+    page.select_option("#method", "gaussian")
+    page.set_input_files("#file", str(path))
+    page.click("#denoise")
+    page.wait_for_selector("#result", state="visible", timeout=60_000)
+    page.wait_for_function("document.getElementById('before').naturalWidth === 64", timeout=30_000)
+    page.close()
