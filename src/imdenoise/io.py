@@ -174,7 +174,11 @@ def _check_output(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise ImageWriteError(f"{path}: is a directory; give an output file name")
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: output file exists; use --overwrite (overwrite=True) to replace it")
+        raise OutputExistsError(_exists_message(path))
+
+
+def _exists_message(path: Path) -> str:
+    return f"{path}: output file exists; pass --overwrite (overwrite=True) to replace it"
 
 
 def _target_dtype(path: Path, fmt: str, data: np.ndarray, like: Image | None, dtype) -> str:
@@ -284,10 +288,10 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise OutputExistsError(f"{path}: output file exists; use --overwrite (overwrite=True) to replace it") from None
+        raise OutputExistsError(_exists_message(path)) from None
     except OSError:  # a file system without hard links: check, then rename
         if path.exists():
-            raise OutputExistsError(f"{path}: output file exists; use --overwrite (overwrite=True) to replace it") from None
+            raise OutputExistsError(_exists_message(path)) from None
         os.replace(tmp, path)
         return
     tmp.unlink()

@@ -342,7 +342,7 @@ def check_writable(path: Path, fmt: str, dtype: str, has_alpha: bool) -> None:
     if dtype not in dtypes:
         hint = "write .tiff or .npy" if dtype == "float32" else "write .png or .tiff"
         raise ImageWriteError(f"{path}: {fmt} cannot store {dtype} samples (it stores {', '.join(dtypes)}); "
-                              f"{hint}, or ask for another type (dtype=... / --dtype)")
+                              f"{hint}, or choose another sample type with --dtype (dtype=...)")
     if has_alpha and not alpha_ok:
         raise ImageWriteError(f"{path}: {fmt} cannot store the alpha channel; write .png or .tiff, "
                               f"or drop the alpha (alpha=False)")
