@@ -23,6 +23,7 @@ def serve(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds a job may take, waiting included (503 after)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods to offer (default: all)."),
     tmp_dir: Optional[Path] = typer.Option(None, "--tmp-dir", help="Where per-job private temp folders go."),
+    root_path: str = typer.Option("", "--root-path", help="URL prefix when a reverse proxy serves this at a sub-path."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the denoising page at / and the API at /api/v1 (docs at /docs)."""
@@ -44,8 +45,8 @@ def serve(
             f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())) from None
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, root_path=root_path)
         return
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
     uvicorn.run("imdenoise.server:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+                workers=workers, log_level=log_level, root_path=root_path)
