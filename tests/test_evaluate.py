@@ -132,13 +132,14 @@ def test_residual_stats_of_an_oracle_and_a_blur() -> None:
     yy, xx = np.mgrid[0:128, 0:128]
     clean = (0.5 + 0.3 * np.sin(xx / 3.0) * np.cos(yy / 5.0))[..., None].astype(np.float32)
     noisy = clean + 25 / 255 * rng.standard_normal(clean.shape).astype(np.float32)
-    oracle = residual_stats(noisy, clean, 25.0)  # residual = the noise itself: white, std = sigma
+    oracle = residual_stats(noisy, clean, 25.0, clean)  # residual = the noise itself: white, std = sigma
     assert abs(oracle["resid_mean"]) < 0.5 and oracle["resid_std_ratio"] == pytest.approx(1.0, abs=0.03)
     assert abs(oracle["resid_ac_h"]) < 0.03 and abs(oracle["resid_ac_v"]) < 0.03
+    assert abs(oracle["resid_structure"]) < 0.05
     from scipy.ndimage import uniform_filter
 
-    blur = residual_stats(noisy, uniform_filter(noisy, size=(7, 7, 1)), 25.0)  # removes structure too
-    assert blur["resid_ac_h"] > 0.1 and blur["resid_std_ratio"] > 1.05
+    blur = residual_stats(noisy, uniform_filter(noisy, size=(7, 7, 1)), 25.0, clean)  # removes structure too
+    assert blur["resid_structure"] > 0.2 and blur["resid_std_ratio"] > 1.05
 
 
 def test_failing_method_gives_clear_error(gray_set: Path) -> None:

@@ -25,8 +25,9 @@ import numpy as np
 from imdenoise.errors import ImDenoiseError, ImageReadError
 
 __all__ = [
-    "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "load_dataset", "parse_levels",
-    "make_noisy", "quantize", "residual_stats", "evaluate", "summarize", "time_call",
+    "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "Kept", "load_dataset", "parse_levels",
+    "noise_label", "make_noisy", "quantize", "residual_stats", "evaluate", "summarize", "records_as_dicts",
+    "time_call",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -71,6 +72,7 @@ class ImageRecord:
     resid_std_ratio: float | None  # resid_std / sigma_true (1 = removes exactly the noise's power)
     resid_ac_h: float  # lag-1 autocorrelation of the residual, horizontal (0 = white)
     resid_ac_v: float  # same, vertical
+    resid_structure: float | None  # correlation of the residual with the clean image's detail layer
     lpips: float | None = None
 
 
@@ -157,7 +159,7 @@ def parse_levels(spec: str) -> list[Any]:
     return models
 
 
-def _label(model: Any) -> str:
+def noise_label(model: Any) -> str:
     """Short label of a noise model: 'gaussian:25', 'poisson:30', 'saltpepper:0.05', ..."""
     from imdenoise.noise import GaussianNoise
 
@@ -187,15 +189,30 @@ def _lag1(r: np.ndarray, axis: int) -> float:
     return float(np.sum(a[1:] * a[:-1]) / den) if den > 0 else 0.0
 
 
-def residual_stats(noisy: np.ndarray, out: np.ndarray, sigma: float | None) -> dict[str, float | None]:
-    """'Method noise' statistics of noisy - denoised (0-255 scale): mean, std, std/sigma, lag-1 AC."""
+def residual_stats(noisy: np.ndarray, out: np.ndarray, sigma: float | None,
+                   clean: np.ndarray | None = None) -> dict[str, float | None]:
+    """'Method noise' of noisy - denoised (0-255 scale): mean, std, std/sigma, lag-1 AC, structure.
+
+    ``resid_structure`` is the correlation of the residual with the clean image's detail layer
+    (clean minus its Gaussian blur, width 1 px): about 0 when only noise was removed, positive when
+    edges and texture went into the residual.
+    """
     r = (noisy.astype(np.float64) - out.astype(np.float64)) * 255.0
     mean = float(r.mean())
     rc = r - r.mean(axis=(0, 1), keepdims=True)
     std = float(rc.std())
-    return {"resid_mean": mean, "resid_std": std,
-            "resid_std_ratio": std / sigma if sigma else None,
-            "resid_ac_h": _lag1(rc, 1), "resid_ac_v": _lag1(rc, 0)}
+    stats: dict[str, float | None] = {
+        "resid_mean": mean, "resid_std": std, "resid_std_ratio": std / sigma if sigma else None,
+        "resid_ac_h": _lag1(rc, 1), "resid_ac_v": _lag1(rc, 0), "resid_structure": None}
+    if clean is not None:
+        from scipy.ndimage import gaussian_filter
+
+        c = clean.astype(np.float64)
+        detail = c - gaussian_filter(c, sigma=(1.0, 1.0, 0)[: c.ndim], mode="reflect")
+        detail -= detail.mean()
+        den = math.sqrt(float(np.sum(detail * detail)) * float(np.sum(rc * rc)))
+        stats["resid_structure"] = float(np.sum(detail * rc) / den) if den > 0 else 0.0
+    return stats
 
 
 def time_call(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -250,7 +267,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
                     bar.set_description(f"{name} warm-up")
                     _run_method(m, name, noisy0, sig0 if s.sigma_known else None, f"{ds.files[0]} (warm-up)")
             for model in levels:
-                label = _label(model)
+                label = noise_label(model)
                 for i, (path, u8) in enumerate(zip(ds.files, ds.images)):
                     clean = u8.astype(np.float32) / 255
                     noisy, sigma = make_noisy(clean, model, i)
@@ -267,7 +284,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
                             image=path.name, height=h, width=w, channels=c, sigma_true=sigma,
                             sigma_given=given, psnr=psnr_uint8(u8, q), ssim=ssim_uint8(u8, q),
                             seconds=sec, mpx_per_s=h * w / 1e6 / sec if sec > 0 else math.inf,
-                            **residual_stats(noisy, out, sigma))  # type: ignore[arg-type]
+                            **residual_stats(noisy, out, sigma, clean))  # type: ignore[arg-type]
                         if lpips_fn is not None:
                             rec.lpips = float(lpips_fn(u8, q))
                         records.append(rec)
@@ -281,7 +298,8 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
     return records
 
 
-SUMMARY_KEYS = ("psnr", "ssim", "resid_mean", "resid_std", "resid_std_ratio", "resid_ac_h", "resid_ac_v", "lpips")
+SUMMARY_KEYS = ("psnr", "ssim", "resid_mean", "resid_std", "resid_std_ratio", "resid_ac_h", "resid_ac_v",
+                "resid_structure", "lpips")
 
 
 def summarize(records: Iterable[ImageRecord]) -> list[dict[str, Any]]:

@@ -30,13 +30,14 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     """Methods x sets x noise levels: PSNR / SSIM / s per image, Mpx/s and residual statistics."""
     has_lpips = any(row.get("lpips") is not None for row in summary)
     head = ["method", "set", "noise", "images", "PSNR dB", "SSIM", "s / image", "Mpx/s",
-            "resid mean", "resid std / sigma", "resid AC h", "resid AC v"] + (["LPIPS"] if has_lpips else [])
+            "resid mean", "resid std / sigma", "resid AC h", "resid AC v", "resid structure"] + (["LPIPS"] if has_lpips else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
         cells = [r["method"], r["dataset"], r["noise"], str(r["images"]), _fmt(r["psnr"], ".2f"),
                  _fmt(r["ssim"], ".4f"), _fmt(r["seconds"], ".3f"), _fmt(r["mpx_per_s"], ".3f"),
                  _fmt(r["resid_mean"], "+.3f"), _fmt(r["resid_std_ratio"], ".3f"),
-                 _fmt(r["resid_ac_h"], "+.3f"), _fmt(r["resid_ac_v"], "+.3f")]
+                 _fmt(r["resid_ac_h"], "+.3f"), _fmt(r["resid_ac_v"], "+.3f"),
+                 _fmt(r.get("resid_structure"), "+.3f")]
         if has_lpips:
             cells.append(_fmt(r.get("lpips"), ".4f"))
         lines.append("| " + " | ".join(cells) + " |")

@@ -36,10 +36,10 @@ def eval_(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
-    from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, load_dataset, parse_levels, summarize
+    from imdenoise.evaluate import (EvalSettings, EvaluationError, evaluate, load_dataset, noise_label, parse_levels,
+                                    summarize)
     from imdenoise.evaluate_report import (check_writable, figure_paths, load_lpips, markdown_table, write_csv,
                                            write_figures, write_json)
-    from imdenoise.evaluate import _label  # noqa: PLC2701 (the same labels as the records)
 
     names = _split(method)
     if not names:
@@ -58,7 +58,7 @@ def eval_(
     dataset_names = [Path(d).name for d in dirs]
     if len(set(dataset_names)) != len(dataset_names):
         raise EvaluationError("two dataset folders share a name; the table could not tell them apart")
-    fig_files = figure_paths(figures, dataset_names, [_label(m) for m in levels]) if figures else []
+    fig_files = figure_paths(figures, dataset_names, [noise_label(m) for m in levels]) if figures else []
     if figures is not None and figures.exists() and not figures.is_dir():
         raise EvaluationError(f"--figures {figures}: exists and is not a folder")
     check_writable([json_path, csv_path, *(p for p in fig_files if p.exists())], overwrite)
@@ -71,8 +71,8 @@ def eval_(
     summary = summarize(records)
     typer.echo(markdown_table(summary))
     meta = {"methods": names, "datasets": [str(d.path) for d in datasets],
-            "channels": {d.name: d.channels for d in datasets}, "noise": [_label(m) for m in levels],
-            "sigma_known": sigma_known, "threads": threads, "limit": limit, "warmup": True,
+            "channels": {d.name: d.channels for d in datasets}, "noise": [noise_label(m) for m in levels],
+            "sigma_known": sigma_known, "threads": threads, "limit": limit, "warmup": settings.warmup,
             "lpips_weights": str(lpips_weights) if lpips_weights else None}
     if json_path:
         typer.echo(f"json: {write_json(json_path, records, summary, meta)}")
