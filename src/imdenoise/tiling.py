@@ -31,50 +31,48 @@ def run_padded(fn: NetFn, x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def _starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    """Tile origins, all multiples of `step` (itself a multiple of the net's size multiple), so that
+    every tile sees the same down-sampling phase as the whole image; the last tile may be shorter."""
+    starts = [0]
+    while starts[-1] + tile < length:
+        starts.append(starts[-1] + step)
+    return starts
 
 
-def _window(length: int, overlap: int, device: torch.device) -> torch.Tensor:
-    """1-D blending weights: raised-cosine ramps of `overlap` pixels at both ends, 1 inside, never 0."""
+def _window(length: int, ramp: int, ramp_start: bool, ramp_end: bool, device: torch.device) -> torch.Tensor:
+    """1-D blending weights of a tile: raised-cosine ramps over the `ramp` pixels it shares with its
+    neighbours (none at the image border). Neighbouring ramps sum to exactly 1: a seamless crossfade."""
     w = torch.ones(length, device=device)
-    if overlap > 0 and length > 2 * overlap:
-        ramp = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(overlap, device=device) + 0.5) / overlap)
-        w[:overlap] = ramp
-        w[-overlap:] = ramp.flip(0)
-    return w.clamp_min(1e-3)
+    if ramp <= 0:
+        return w
+    up = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(ramp, device=device) + 0.5) / ramp)
+    if ramp_start:
+        w[:ramp] = up
+    if ramp_end:
+        w[-ramp:] = w[-ramp:] * up.flip(0)
+    return w
 
 
 def run_tiled(fn: NetFn, x: torch.Tensor, multiple: int, tile: int | None, overlap: int = 32) -> torch.Tensor:
-    """Apply fn to x (N,C,H,W) in overlapping tiles of at most tile x tile, blended smoothly."""
+    """Apply fn to x (N,C,H,W) in tiles of at most tile x tile that share 2*overlap pixels with their
+    neighbours, crossfaded there; tile origins keep the network's down-sampling phase."""
     n, c, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
         return run_padded(fn, x, multiple)
     tile = max(multiple, tile - tile % multiple)
     overlap = min(overlap, tile // 4)
-    step = tile - 2 * overlap
+    step = max(multiple, (tile - 2 * overlap) // multiple * multiple)
+    ramp = tile - step  # the width shared by neighbouring tiles
     out = None
     weight = torch.zeros(1, 1, h, w, dtype=torch.float32, device=x.device)
     for y0 in _starts(h, tile, step):
         for x0 in _starts(w, tile, step):
-            patch = x[..., y0:y0 + tile, x0:x0 + tile]
-            res = run_padded(fn, patch, multiple).float()
+            res = run_padded(fn, x[..., y0:y0 + tile, x0:x0 + tile], multiple).float()
             th, tw = res.shape[-2:]
             if out is None:
                 out = torch.zeros(n, res.shape[1], h, w, dtype=torch.float32, device=x.device)
-            wy = _window(th, overlap if th == tile else 0, x.device)
-            wx = _window(tw, overlap if tw == tile else 0, x.device)
-            # tiles touching the image border need no ramp on that side
-            if y0 == 0:
-                wy[: th // 2] = wy[: th // 2].clamp_min(1.0)
-            if y0 + th == h:
-                wy[th // 2:] = wy[th // 2:].clamp_min(1.0)
-            if x0 == 0:
-                wx[: tw // 2] = wx[: tw // 2].clamp_min(1.0)
-            if x0 + tw == w:
-                wx[tw // 2:] = wx[tw // 2:].clamp_min(1.0)
+            wy = _window(th, ramp, y0 > 0, y0 + th < h, x.device)
+            wx = _window(tw, ramp, x0 > 0, x0 + tw < w, x.device)
             wt = wy[:, None] * wx[None, :]
             out[..., y0:y0 + th, x0:x0 + tw] += res * wt
             weight[..., y0:y0 + th, x0:x0 + tw] += wt

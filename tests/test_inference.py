@@ -1,0 +1,88 @@
+"""The inference engine: any size and channel layout, tiling independence, blind sigma, batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imdenoise.errors import ImDenoiseError, UnknownMethodError
+from imdenoise.inference import AutoDenoiser, InferenceOptions, ModelDenoiser, load
+from imdenoise.models.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ModelDenoiser:
+    torch.manual_seed(0)
+    return ModelDenoiser(build_model("unet", widths=(8, 16, 32)), "tiny", options=InferenceOptions(tile=None))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (1, 300), (300, 1), (37, 53, 1), (20, 33, 3), (20, 33, 4), (9, 9, 2)])
+def test_any_shape_in_same_shape_out(tiny: ModelDenoiser, shape: tuple) -> None:
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    y = tiny.denoise(x, sigma=25)
+    assert y.shape == x.shape and y.dtype == np.float32
+    if len(shape) == 3 and shape[-1] in (2, 4):  # alpha passes through unchanged
+        assert np.array_equal(y[..., -1], x[..., -1])
+
+
+def test_gray_model_on_color_image_is_per_channel(tiny: ModelDenoiser) -> None:
+    x = np.random.default_rng(1).random((24, 40, 3), dtype=np.float32)
+    y = tiny.denoise(x, sigma=10)
+    for c in range(3):
+        assert np.allclose(y[..., c], tiny.denoise(x[..., c], sigma=10), atol=1e-5)
+
+
+def test_color_model_refuses_gray_input() -> None:
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "c")
+    with pytest.raises(ImDenoiseError, match="expects 3-channel"):
+        color.denoise(np.zeros((8, 8), np.float32), sigma=5)
+
+
+def test_auto_picks_by_channels(tiny: ModelDenoiser) -> None:
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "c")
+    auto = AutoDenoiser(tiny, color)
+    assert auto.pick(np.zeros((4, 4), np.float32)) is tiny
+    assert auto.pick(np.zeros((4, 4, 3), np.float32)) is color
+    assert auto.pick(np.zeros((4, 4, 4), np.float32)) is color
+
+
+def test_tile_size_does_not_change_result(tiny: ModelDenoiser, gray_image: np.ndarray) -> None:
+    x = gray_image + np.random.default_rng(2).normal(0, 25 / 255, gray_image.shape).astype(np.float32)
+    ref = tiny.denoise(x, sigma=25)
+    for tile in (128, 200):
+        tiled = ModelDenoiser(tiny.model, "t", options=InferenceOptions(tile=tile, overlap=32)).denoise(x, sigma=25)
+        mse = float(np.mean((tiled - ref) ** 2))
+        assert 10 * np.log10(1 / max(mse, 1e-20)) > 50  # tiled output within 50 dB of untiled
+
+
+def test_batch_equals_single(tiny: ModelDenoiser) -> None:
+    rng = np.random.default_rng(3)
+    imgs = [rng.random((16, 24), dtype=np.float32) for _ in range(3)] + [rng.random((8, 8), dtype=np.float32)]
+    batch = tiny.denoise_batch(imgs, sigma=15)
+    for img, out in zip(imgs, batch):
+        assert np.allclose(out, tiny.denoise(img, sigma=15), atol=1e-5)
+
+
+def test_bad_inputs(tiny: ModelDenoiser) -> None:
+    with pytest.raises(ImDenoiseError, match="NaN"):
+        tiny.denoise(np.full((8, 8), np.nan, np.float32), sigma=5)
+    with pytest.raises(ImDenoiseError, match="shape"):
+        tiny.denoise(np.zeros((2, 8, 8, 1), np.float32), sigma=5)
+    with pytest.raises(ImDenoiseError, match="sigma"):
+        tiny.denoise(np.zeros((8, 8), np.float32), sigma=-3)
+    with pytest.raises(UnknownMethodError, match="unknown model or method"):
+        load("no-such-model")
+
+
+def test_load_by_path_and_classical(tmp_path: Path) -> None:
+    from imdenoise.weights_io import ModelCard, save_weights
+
+    model = build_model("unet", widths=(8, 16))
+    path = save_weights(tmp_path / "m.safetensors", model,
+                        ModelCard(name="m", architecture="unet", config={"widths": [8, 16]}, in_channels=1))
+    d = load(path)
+    assert d.name == "m"
+    assert load("median").denoise(np.zeros((8, 8), np.float32), sigma=10).shape == (8, 8)
