@@ -296,12 +296,13 @@ def test_503_busy_with_retry_after(noisy_gray):
 
 
 def test_503_time_limit_keeps_slot_until_done(noisy_gray):
-    app = create_app(ServerSettings(max_jobs=1, queue=0, timeout=1.0))
+    app = create_app(ServerSettings(max_jobs=1, queue=0, timeout=2.0))
     slow = Slow(30)
     app.state.models.register("slow", slow)
+    tiny = png_bytes(noisy_gray[1][:16, :16])  # decoded in well under the limit, even on a loaded machine
     with TestClient(app) as c:
         try:
-            assert_error(post(c, noisy_gray[2], method="slow"), 503, "time limit of 1 s")
+            assert_error(post(c, tiny, method="slow"), 503, "time limit of 2 s")
             assert slow.started.is_set()
             assert_error(post(c, noisy_gray[2], method=FAST), 503, "busy")  # the slow thread still runs
         finally:
