@@ -4,6 +4,7 @@ decode -> denoise -> encode job that runs in a worker thread (never on the event
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import tempfile
@@ -173,6 +174,7 @@ class MethodInfo:
     description: str
 
 
+@functools.lru_cache(maxsize=128)
 def _describe(name: str) -> MethodInfo:
     """Kind and one-line description of an available method name."""
     from imdenoise.inference import SHIPPED_ALIASES
