@@ -163,3 +163,14 @@ def test_tiff_upload_gets_a_preview(server, browser, gray_image, tmp_path):
     page.wait_for_selector("#result", state="visible", timeout=60_000)
     page.wait_for_function("document.getElementById('before').naturalWidth === 64", timeout=30_000)
     page.close()
+
+
+def test_api_docs_render_offline(server, browser):
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(server + "docs")
+    page.wait_for_selector(".opblock", timeout=30_000)  # Swagger UI rendered the operations
+    assert page.locator(".opblock").count() >= 4
+    assert all(url.startswith(server) for url in requested), requested  # nothing from a CDN
+    page.close()
