@@ -42,11 +42,11 @@ PUBLISHED_SIGMAS = (15.0, 25.0, 50.0)
 def default_methods() -> list[str]:
     """Shipped models ('default' when both halves exist, else each shipped file), plus bm3d if installed."""
     from imdenoise.classical import CLASSICAL_METHODS
-    from imdenoise.inference import available_methods
+    from imdenoise.inference import SHIPPED_ALIASES, available_methods
 
     names = [m for m in available_methods() if m not in CLASSICAL_METHODS and m != "zeroshot"]
-    if "default" in names:
-        names = ["default"] + [m for m in names if m not in ("default", "gray", "color")]
+    halves = {h for alias, pair in SHIPPED_ALIASES.items() if alias in names for h in pair}
+    names = [m for m in names if m not in halves]  # an alias (gray + color model) stands for its halves
     try:
         import bm3d  # noqa: F401
 
@@ -63,7 +63,7 @@ def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], li
     ds = load_dataset(ds_dir, limit=limit)
     levels = parse_levels("gaussian:" + ",".join(f"{s:g}" for s in sigmas))
     try:
-        records = evaluate({method: denoiser}, [ds], levels, EvalSettings(limit=limit, progress=sys.stderr.isatty()))
+        records = evaluate({method: denoiser}, [ds], levels, EvalSettings(limit=limit))
     except EvaluationError as exc:
         print(f"note: {method} skipped on {ds.name}: {exc}", file=sys.stderr)
         return None

@@ -243,7 +243,8 @@ def _run_method(method: Any, name: str, noisy: np.ndarray, sigma: float | None, 
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="img", disable=not enabled, leave=False, dynamic_ncols=True)
+    # disable=None: tqdm stays quiet when stderr is not a terminal (logs, CI)
+    return tqdm(total=total, unit="img", disable=None if enabled else True, leave=False, dynamic_ncols=True)
 
 
 def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Sequence[Any],
