@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("train", "train_cmd", "train"),
     ("serve", "serve_cmd", "serve"),
     ("eval", "eval_cmd", "eval_"),
+    ("zeroshot", "zeroshot_cmd", "zeroshot"),
     ("export", "export_cmd", "export"),
     ("prune", "export_cmd", "prune"),
 ]
