@@ -151,3 +151,12 @@ def test_estimator_color_and_2d(color_image: np.ndarray, gray_image: np.ndarray)
     assert estimate_sigma(benchmark_noisy(color_image, 25, 0)) == pytest.approx(25, abs=2.5)
     noisy = benchmark_noisy(gray_image, 25, 0)
     assert estimate_sigma(noisy[..., 0]) == estimate_sigma(noisy)
+
+
+def test_estimator_small_and_flat_images() -> None:
+    small = benchmark_noisy(np.full((16, 16, 1), 0.5, np.float32), 25, 0)
+    assert estimate_sigma(small) == pytest.approx(25, abs=5)  # smaller patches, still sane
+    assert estimate_sigma(benchmark_noisy(np.full((6, 9, 1), 0.5, np.float32), 25, 0)) > 0
+    assert estimate_sigma(np.full((32, 32), 0.3, np.float32)) == 0.0
+    with pytest.raises(ImDenoiseError, match="give sigma"):
+        estimate_sigma(np.zeros((2, 40), np.float32))

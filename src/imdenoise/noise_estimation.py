@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imdenoise.errors import ImDenoiseError
+
 PATCH = 8
 REGION = 48
 KEEP = 0.25
@@ -52,8 +54,12 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
                            keep: float = KEEP) -> float:
     """AWGN sigma (0-255 scale) of one HxW channel with values on the [0, 1] scale."""
     channel = np.asarray(channel, dtype=np.float64)
-    if min(channel.shape) < patch:
-        raise ValueError(f"image of shape {channel.shape} is smaller than the {patch}x{patch} patch")
+    h, w = channel.shape
+    while patch > 3 and (h - patch + 1) * (w - patch + 1) < 10 * patch * patch:
+        patch -= 1  # small images: smaller patches, so that samples outnumber dimensions
+    if min(h, w) < patch:
+        raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[0]}x{channel.shape[1]} "
+                             "image (at least 3x3 pixels needed); give sigma explicitly")
     channel = channel - channel.mean()  # better conditioned moments; the covariance is unchanged
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
     moments = [_patch_moments(channel[y0:y1, x0:x1], patch)
