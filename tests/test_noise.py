@@ -118,6 +118,8 @@ def test_error_names_valid_forms() -> None:
 def test_parse_noise_levels() -> None:
     assert [m.nominal_sigma for m in parse_noise_levels("gaussian:15,25,50")] == [15, 25, 50]
     assert parse_noise_levels("mixed:sigma=5,peak=20") == [parse_noise("mixed:sigma=5,peak=20")]
+    model = parse_noise("poisson:30")
+    assert parse_noise(model) is model  # a model passes through
 
 
 @pytest.mark.parametrize("sigma", [25, 25.0, 15])

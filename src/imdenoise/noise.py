@@ -239,8 +239,10 @@ def _value(text: str, spec: str) -> Param:
     return (lo, float(m.group(2))) if m.group(2) is not None else lo
 
 
-def parse_noise(spec: str) -> NoiseModel:
+def parse_noise(spec: "str | NoiseModel") -> NoiseModel:
     """A noise model from a spec such as ``gaussian:25``, ``gaussian:0-55``, ``mixed:sigma=10,peak=50``."""
+    if isinstance(spec, NoiseModel):
+        return spec
     if not isinstance(spec, str) or not spec.strip():
         raise NoiseSpecError(f"empty noise spec {spec!r}. Valid forms: {valid_forms()}")
     head, _, rest = spec.strip().partition(":")
