@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from imdenoise.errors import ConfigError, ImDenoiseError
+from imdenoise.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,31 @@ def list_images(folder: str | Path) -> list[Path]:
     if not files:
         raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return files
+
+
+def is_idx_file(path: str | Path) -> bool:
+    """True for an IDX image file such as MNIST's `t10k-images-idx3-ubyte(.gz)`."""
+    return "idx3-ubyte" in Path(path).name
+
+
+def read_idx_images(path: str | Path) -> list[np.ndarray]:
+    """Images of an IDX3 file (MNIST format, optionally gzipped) as uint8 HxWx1 arrays."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise ConfigError(f"{path}: cannot read IDX file ({exc})") from None
+    if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
+        raise ConfigError(f"{path}: not an IDX3 image file (bad magic number)")
+    n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    if len(raw) != 16 + n * h * w:
+        raise ConfigError(f"{path}: truncated IDX file ({len(raw)} bytes for {n} images of {h}x{w})")
+    data = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, h, w, 1)
+    return list(data)
 
 
 def to_uint8(image: np.ndarray, channels: int) -> np.ndarray:
@@ -72,6 +97,12 @@ def random_crop(rng: np.random.Generator, arrays: Sequence[np.ndarray], size: in
     return [a[y:y + size, x:x + size] for a in arrays]
 
 
+def draw_transform(rng: np.random.Generator, enabled: bool) -> int:
+    """The dihedral transform of a sample (always drawn, so the random stream is the same either way)."""
+    k = int(rng.integers(8))
+    return k if enabled else 0
+
+
 def sample_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of one training sample: a pure function of the run seed and the sample index."""
     return np.random.default_rng([seed, index])
@@ -94,7 +125,7 @@ class SyntheticNoiseDataset(Dataset):
     """Clean images + noise models: a random patch, a random dihedral transform, a random noise model."""
 
     def __init__(self, images: list[np.ndarray], noises: Sequence[str], patch_size: int, seed: int,
-                 length: int = 10**12) -> None:
+                 length: int = 10**12, augment: bool = True) -> None:
         from imdenoise.noise import parse_noise
 
         if not images:
@@ -104,6 +135,7 @@ class SyntheticNoiseDataset(Dataset):
         self.patch_size = patch_size
         self.seed = seed
         self.length = length
+        self.augment = augment
 
     def __len__(self) -> int:
         return self.length
@@ -112,7 +144,7 @@ class SyntheticNoiseDataset(Dataset):
         rng = sample_rng(self.seed, index)
         image = self.images[int(rng.integers(len(self.images)))]
         (patch,) = random_crop(rng, [image], self.patch_size)
-        clean = augment(patch, int(rng.integers(8))).astype(np.float32) / 255.0
+        clean = augment(patch, draw_transform(rng, self.augment)).astype(np.float32) / 255.0
         noise = self.noises[int(rng.integers(len(self.noises)))]
         noisy, sigma = noise.sample(clean, rng)
         return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(clean),
@@ -123,9 +155,9 @@ class PairedDataset(Dataset):
     """Noisy/clean pairs matched by file name; the same patch and transform cut from both."""
 
     def __init__(self, noisy: list[np.ndarray], clean: list[np.ndarray], patch_size: int, seed: int,
-                 length: int = 10**12) -> None:
+                 length: int = 10**12, augment: bool = True) -> None:
         self.noisy, self.clean = noisy, clean
-        self.patch_size, self.seed, self.length = patch_size, seed, length
+        self.patch_size, self.seed, self.length, self.augment = patch_size, seed, length, augment
 
     def __len__(self) -> int:
         return self.length
@@ -134,7 +166,7 @@ class PairedDataset(Dataset):
         rng = sample_rng(self.seed, index)
         i = int(rng.integers(len(self.clean)))
         n, c = random_crop(rng, [self.noisy[i], self.clean[i]], self.patch_size)
-        k = int(rng.integers(8))
+        k = draw_transform(rng, self.augment)
         n, c = (augment(a, k).astype(np.float32) / 255.0 for a in (n, c))
         sigma = float(np.std(n - c))  # the pair's actual noise level, for noise-conditioned nets
         return {"noisy": _chw(n), "target": _chw(c), "sigma": torch.tensor(sigma, dtype=torch.float32)}
@@ -143,8 +175,10 @@ class PairedDataset(Dataset):
 class NoisyOnlyDataset(Dataset):
     """Noisy images without targets (self-supervised modes): patches and transforms only."""
 
-    def __init__(self, images: list[np.ndarray], patch_size: int, seed: int, length: int = 10**12) -> None:
+    def __init__(self, images: list[np.ndarray], patch_size: int, seed: int, length: int = 10**12,
+                 augment: bool = True) -> None:
         self.images, self.patch_size, self.seed, self.length = images, patch_size, seed, length
+        self.augment = augment
 
     def __len__(self) -> int:
         return self.length
@@ -152,7 +186,7 @@ class NoisyOnlyDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = sample_rng(self.seed, index)
         (patch,) = random_crop(rng, [self.images[int(rng.integers(len(self.images)))]], self.patch_size)
-        noisy = augment(patch, int(rng.integers(8))).astype(np.float32) / 255.0
+        noisy = augment(patch, draw_transform(rng, self.augment)).astype(np.float32) / 255.0
         return {"noisy": _chw(noisy), "target": _chw(noisy), "sigma": torch.tensor(0.0)}
 
 
@@ -185,6 +219,3 @@ class IndexStream(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:  # pragma: no cover - infinite
         return 2**62
 
-
-__all__ = ["ImDenoiseError", "list_images", "load_images", "SyntheticNoiseDataset", "PairedDataset",
-           "NoisyOnlyDataset", "match_pairs", "IndexStream", "to_uint8", "augment", "random_crop"]

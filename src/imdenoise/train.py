@@ -191,11 +191,11 @@ class Trainer:
                 self.step += 1
                 logger.step(loss, batch)
                 if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
-                    metrics = validate(self)
+                    metrics, samples = validate(self)
                     improved = metrics["psnr"] > self.best_psnr
                     self.best_psnr = max(self.best_psnr, metrics["psnr"])
                     self.history.append({"step": self.step, **metrics})
-                    logger.validation(metrics)
+                    logger.validation(metrics, samples)
                     self.save(best=improved)
                     last_ckpt_time = time.monotonic()
                 elif (self.step % cfg.log.ckpt_every == 0

@@ -26,12 +26,13 @@ class ModelSection(_Strict):
 class DataSection(_Strict):
     """Where the images come from and how patches are made."""
 
-    train: list[str] = Field(default_factory=list, description="clean image folders (synthetic noise)")
+    train: list[str] = Field(default_factory=list, description="clean image folders or IDX files (synthetic noise)")
     paired: tuple[str, str] | None = Field(None, description="(noisy folder, clean folder) matched by name")
     noisy: list[str] = Field(default_factory=list, description="noisy-only folders (self-supervised)")
     channels: Literal[1, 3] = 1
     noise: list[str] = Field(default_factory=lambda: ["gaussian:0-55"], description="noise specs, one drawn per patch")
     patch_size: int = Field(128, ge=8, le=1024)
+    augment: bool = Field(True, description="random flips and 90-degree rotations")
     batch_size: int = Field(16, ge=1)
     workers: int = Field(2, ge=0)
     holdout: int = Field(8, ge=0, description="last N training images kept out for validation")

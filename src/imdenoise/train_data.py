@@ -8,20 +8,30 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from imdenoise.data import (NoisyOnlyDataset, PairedDataset, SyntheticNoiseDataset, list_images, load_images,
-                            match_pairs)
+from imdenoise.data import (NoisyOnlyDataset, PairedDataset, SyntheticNoiseDataset, is_idx_file, list_images,
+                            load_images, match_pairs, read_idx_images, to_uint8)
 from imdenoise.errors import ConfigError
 from imdenoise.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def _split(paths: list[Path], holdout: int, limit: int | None) -> tuple[list[Path], list[Path]]:
-    """Last `holdout` files of each folder listing go to validation; never train on them."""
-    if holdout >= len(paths):
-        raise ConfigError(f"data.holdout={holdout} leaves no training images (only {len(paths)} found)")
-    train, val = (paths[:-holdout], paths[-holdout:]) if holdout else (paths, [])
+def _split(items: list, holdout: int, limit: int | None, source: str) -> tuple[list, list]:
+    """Last `holdout` items of each source go to validation; never train on them."""
+    if holdout >= len(items):
+        raise ConfigError(f"data.holdout={holdout} leaves no training images in {source} (only {len(items)})")
+    train, val = (items[:-holdout], items[-holdout:]) if holdout else (items, [])
     return (train[:limit] if limit else train), val
+
+
+def load_source(source: str, channels: int, holdout: int, limit: int | None, val_limit: int
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(training, validation) uint8 images of a folder or an IDX file, split by `holdout`."""
+    if is_idx_file(source):
+        images = [to_uint8(a.astype(np.float32) / 255.0, channels) for a in read_idx_images(source)]
+        return _split(images, holdout, limit, source)
+    train, val = _split(list_images(source), holdout, limit, source)
+    return load_images(train, channels), load_images(val[:val_limit], channels)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
@@ -36,21 +46,18 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
         noisy = load_images(noisy_paths[:n_train], d.channels)
         clean = load_images(clean_paths[:n_train], d.channels)
         val = load_images(clean_paths[n_train:][: d.val_limit], d.channels)
-        dataset: Dataset = PairedDataset(noisy, clean, d.patch_size, seed)
+        dataset: Dataset = PairedDataset(noisy, clean, d.patch_size, seed, augment=d.augment)
     else:
-        folders = d.train or d.noisy
-        train_paths: list[Path] = []
-        val_paths: list[Path] = []
-        for folder in folders:
-            t, v = _split(list_images(folder), d.holdout, d.limit)
-            train_paths += t
-            val_paths += v
-        images = load_images(train_paths, d.channels)
-        val = load_images(val_paths[: d.val_limit], d.channels) if cfg.mode != "selfsupervised" else []
+        images, val = [], []
+        for source in d.train or d.noisy:
+            t, v = load_source(source, d.channels, d.holdout, d.limit, d.val_limit)
+            images += t
+            val += v
+        val = val[: d.val_limit] if cfg.mode != "selfsupervised" else []  # noisy images are no reference
         if cfg.mode == "selfsupervised":
-            dataset = NoisyOnlyDataset(images, d.patch_size, seed)
+            dataset = NoisyOnlyDataset(images, d.patch_size, seed, augment=d.augment)
         else:
-            dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed)
+            dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment)
     for folder in d.val:
         val += load_images(list_images(folder)[: d.val_limit], d.channels)
     log.info("training on %s, validating on %d images", type(dataset).__name__, len(val))

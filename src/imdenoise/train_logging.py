@@ -8,12 +8,26 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from imdenoise.train import Trainer
 
 log = logging.getLogger(__name__)
+
+
+def sample_grid(samples: list) -> np.ndarray:
+    """Rows of noisy | denoised | clean uint8 crops (padded to a common size) as one float image."""
+    h = max(s[0].shape[0] for s in samples)
+    w = max(s[0].shape[1] for s in samples)
+    c = samples[0][0].shape[2]
+    rows = []
+    for triple in samples:
+        cells = [np.pad(a, ((0, h - a.shape[0]), (0, w - a.shape[1]), (0, 0))) for a in triple]
+        rows.append(np.concatenate(cells, axis=1))
+    grid = np.concatenate(rows, axis=0).astype(np.float32) / 255.0
+    return np.repeat(grid, 3, axis=2) if c == 1 else grid
 
 
 class RunLogger:
@@ -88,10 +102,19 @@ class RunLogger:
             grid = grid.repeat(3, 1, 1)
         self.tb.add_image("train/noisy_denoised_clean", grid, self.t.step)
 
-    def validation(self, metrics: dict[str, float]) -> None:
-        """Record validation PSNR/SSIM."""
+    def validation(self, metrics: dict[str, float], samples: list | None = None) -> None:
+        """Record validation PSNR/SSIM and save a noisy | denoised | clean grid of validation samples."""
         if not self.enabled:
             return
+        if samples:
+            grid = sample_grid(samples)
+            from imdenoise.io import write_image
+
+            (self.t.run_dir / "samples").mkdir(exist_ok=True)
+            write_image(self.t.run_dir / "samples" / f"step-{self.t.step:08d}.png", grid, dtype="uint8",
+                        overwrite=True)
+            if self.tb:
+                self.tb.add_image("val/noisy_denoised_clean", grid, self.t.step, dataformats="HWC")
         self._write({"step": self.t.step, **{f"val_{k}": v for k, v in metrics.items()}, "time": time.time()})
         log.info("step %d  validation PSNR %.3f dB (noisy %.2f)  SSIM %.4f", self.t.step, metrics["psnr"],
                  metrics["noisy_psnr"], metrics["ssim"])

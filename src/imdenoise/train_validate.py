@@ -13,23 +13,31 @@ if TYPE_CHECKING:
     from imdenoise.train import Trainer
 
 
-def validate(trainer: "Trainer") -> dict[str, float]:
-    """Mean PSNR/SSIM of the EMA model on the held-out images; noisy input PSNR for reference."""
+Samples = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+SAMPLE_COUNT, SAMPLE_CROP = 8, 128
+
+
+def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
+    """Mean PSNR/SSIM of the EMA model on the held-out images (noisy input PSNR for reference), and
+    (noisy, denoised, clean) crops of the first few images for the sample grids."""
     from imdenoise.metrics import psnr_uint8, ssim_uint8
     from imdenoise.noise import benchmark_rng, parse_noise
 
     cfg = trainer.cfg
     if not trainer.val_images:
-        return {"psnr": float("nan"), "ssim": float("nan"), "noisy_psnr": float("nan")}
+        return {"psnr": float("nan"), "ssim": float("nan"), "noisy_psnr": float("nan")}, []
     model = trainer.ema_model()
     noise = parse_noise(cfg.data.val_noise)
-    level = noise.nominal_sigma or 0.0
+    level = noise.level  # the seeding rule's level (sigma for Gaussian noise)
     psnrs, ssims, noisy_psnrs = [], [], []
+    samples: Samples = []
     for i, clean_u8 in enumerate(trainer.val_images):
         clean = clean_u8.astype(np.float32) / 255.0
         noisy = noise(clean, benchmark_rng(level, i))
         x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()).to(trainer.device)
-        sigma = torch.full((1,), level / 255.0, device=trainer.device)
+        # conditioning level: the nominal sigma, else the measured strength of the added noise
+        cond = noise.nominal_sigma if noise.nominal_sigma is not None else 255.0 * float(np.std(noisy - clean))
+        sigma = torch.full((1,), cond / 255.0, device=trainer.device)
         with torch.inference_mode():
             out = run_tiled(lambda t: model(t, sigma), x, model.size_multiple, tile=512)
         out_u8 = np.round(np.clip(out[0].cpu().numpy().transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
@@ -37,4 +45,8 @@ def validate(trainer: "Trainer") -> dict[str, float]:
         psnrs.append(psnr_uint8(clean_u8, out_u8))
         ssims.append(ssim_uint8(clean_u8, out_u8))
         noisy_psnrs.append(psnr_uint8(clean_u8, noisy_u8))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "noisy_psnr": float(np.mean(noisy_psnrs))}
+        if len(samples) < SAMPLE_COUNT:
+            c = SAMPLE_CROP
+            samples.append((noisy_u8[:c, :c], out_u8[:c, :c], clean_u8[:c, :c]))
+    metrics = {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "noisy_psnr": float(np.mean(noisy_psnrs))}
+    return metrics, samples

@@ -1,0 +1,116 @@
+"""Losses (weighted sums, masks, perceptual-loss guard) and training data (pairs, IDX, determinism)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imdenoise.data import (IndexStream, PairedDataset, SyntheticNoiseDataset, augment, match_pairs,
+                            read_idx_images)
+from imdenoise.errors import ConfigError
+from imdenoise.losses import charbonnier, l1, mse, parse_loss
+
+
+def test_weighted_sum_matches_terms() -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    loss = parse_loss("0.5*l1 + 0.3*ssim + mse")(a, b)
+    from imdenoise.metrics import ssim
+
+    expected = 0.5 * l1(a, b) + 0.3 * (1 - ssim(a, b).mean()) + mse(a, b)
+    assert torch.allclose(loss, expected)
+
+
+def test_charbonnier_is_smooth_l1() -> None:
+    a, b = torch.zeros(4), torch.tensor([0.0, 1.0, -2.0, 0.5])
+    assert charbonnier(a, b, eps=1e-3).item() == pytest.approx(l1(a, b).item(), abs=1e-3)
+
+
+def test_masked_loss_only_counts_masked_pixels() -> None:
+    a = torch.zeros(1, 1, 2, 2)
+    b = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    assert mse(a, b, mask).item() == pytest.approx((1 + 16) / 2)
+    assert l1(a, b, mask).item() == pytest.approx((1 + 4) / 2)
+
+
+@pytest.mark.parametrize("spec,match", [("0.5*l3", "unknown loss"), ("l1 +", "bad loss term"), ("2**l1", "bad loss term")])
+def test_bad_loss_specs(spec: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_loss(spec)
+
+
+def test_perceptual_loss_needs_local_weights(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="never downloads"):
+        parse_loss("l1 + 0.1*vgg", vgg_weights=tmp_path / "vgg16.safetensors")
+
+
+def _write(folder: Path, names: list[str]) -> None:
+    folder.mkdir()
+    for n in names:
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / n)
+
+
+def test_pairs_are_matched_by_name_and_unmatched_listed(tmp_path: Path) -> None:
+    _write(tmp_path / "noisy", ["a.png", "b.png", "c.png"])
+    _write(tmp_path / "clean", ["a.png", "b.png", "d.png"])
+    with pytest.raises(ConfigError, match=r"only: \['c'\].*only: \['d'\]"):
+        match_pairs(tmp_path / "noisy", tmp_path / "clean")
+    (tmp_path / "noisy" / "c.png").unlink()
+    (tmp_path / "clean" / "d.png").unlink()
+    noisy, clean = match_pairs(tmp_path / "noisy", tmp_path / "clean")
+    assert [p.name for p in noisy] == [p.name for p in clean] == ["a.png", "b.png"]
+
+
+def test_idx_reader(tmp_path: Path) -> None:
+    data = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    header = b"".join(int(v).to_bytes(4, "big") for v in (2051, 3, 4, 5))
+    path = tmp_path / "x-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(header + data.tobytes())
+    images = read_idx_images(path)
+    assert len(images) == 3 and np.array_equal(images[1][..., 0], data[1])
+    with gzip.open(path, "wb") as f:
+        f.write(header + data.tobytes()[:-1])
+    with pytest.raises(ConfigError, match="truncated"):
+        read_idx_images(path)
+
+
+def test_samples_are_a_pure_function_of_index() -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 50, 1), dtype=np.uint8) for _ in range(3)]
+    ds = SyntheticNoiseDataset(images, ["gaussian:0-55"], 16, seed=7)
+    a, b = ds[12345], ds[12345]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(ds[1]["noisy"], ds[2]["noisy"])
+    assert 0 <= a["sigma"].item() <= 55 / 255
+
+
+def test_paired_patches_are_aligned() -> None:
+    rng = np.random.default_rng(1)
+    clean = [rng.integers(0, 200, (30, 30, 1), dtype=np.uint8)]
+    noisy = [clean[0] + 10]
+    item = PairedDataset(noisy, clean, 12, seed=0)[5]
+    assert torch.allclose(item["noisy"] - item["target"], torch.full_like(item["target"], 10 / 255), atol=1e-6)
+
+
+def test_dihedral_transforms_are_distinct() -> None:
+    patch = np.arange(9).reshape(3, 3, 1)
+    outs = {augment(patch, k).tobytes() for k in range(8)}
+    assert len(outs) == 8
+
+
+def test_index_stream_splits_global_batch_across_ranks() -> None:
+    def take(stream: IndexStream, n: int) -> list[int]:
+        it = iter(stream)
+        return [next(it) for _ in range(n)]
+
+    single = take(IndexStream(3, batch=4), 8)
+    r0, r1 = take(IndexStream(3, 2, 0, 2), 4), take(IndexStream(3, 2, 1, 2), 4)
+    assert single == [12, 13, 14, 15, 16, 17, 18, 19]
+    assert sorted(r0[:2] + r1[:2]) == single[:4] and sorted(r0[2:] + r1[2:]) == single[4:]
