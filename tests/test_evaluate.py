@@ -125,6 +125,9 @@ def test_blind_passes_no_sigma(gray_set: Path) -> None:
     seen.clear()
     evaluate({"spy": Spy()}, [ds], parse_levels("gaussian:25"), EvalSettings(sigma_known=False, progress=False))
     assert seen == [None, None]
+    seen.clear()
+    evaluate({"spy": Spy()}, [ds], parse_levels("gaussian:25"), EvalSettings(warmup=False, progress=False))
+    assert seen == [25.0]
 
 
 def test_residual_stats_of_an_oracle_and_a_blur() -> None:
@@ -216,6 +219,23 @@ def test_lpips_needs_package(tmp_path: Path) -> None:
     weights.write_bytes(b"\0")
     with pytest.raises(EvaluationError, match="needs the optional 'lpips' package"):
         load_lpips(weights)
+
+
+def test_quality_benchmark_smoke(tmp_path: Path, gray_image: np.ndarray, color_image: np.ndarray, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quality", Path(__file__).parents[1] / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)  # type: ignore[union-attr]
+    _write_set(tmp_path / "set12", gray_image, n=1)
+    _write_set(tmp_path / "kodak24", color_image, n=1)
+    md = tmp_path / "table.md"
+    rc = quality.main(["--methods", "mean", "--sets", "set12,kodak24", "--datasets", str(tmp_path), "--limit", "1",
+                       "--repeats", "1", "--output", str(md)])
+    assert rc == 0
+    text = md.read_text()
+    assert "| mean (measured) |" in text and "| DRUNet (published) | 33.25 / 30.94 / 27.90 | 35.31 / 32.89 / 29.86" in text
+    assert quality.main(["--methods", "mean", "--sets", "nosuchset", "--datasets", str(tmp_path)]) == 2
 
 
 @pytest.mark.slow

@@ -34,6 +34,8 @@ def eval_(
                                                  help="Local LPIPS (AlexNet) state dict: adds an LPIPS column."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --json/--csv/figure files."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    warmup: bool = typer.Option(True, "--warmup/--no-warmup", help="One untimed call per method and set before "
+                                "timing (the protocol); skip it for slow per-image methods such as zeroshot."),
 ) -> None:
     """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
     from imdenoise.evaluate import (EvalSettings, EvaluationError, evaluate, load_dataset, noise_label, parse_levels,
@@ -65,7 +67,8 @@ def eval_(
     lpips_fn = load_lpips(lpips_weights) if lpips_weights is not None else None
     methods = _load_methods(names)
     datasets = [load_dataset(d, channels=channels, limit=limit) for d in dirs]
-    settings = EvalSettings(sigma_known=sigma_known, threads=threads, limit=limit, progress=progress)
+    settings = EvalSettings(sigma_known=sigma_known, threads=threads, warmup=warmup, limit=limit,
+                            progress=progress)
     kept: list[Any] | None = [] if figures else None
     records = evaluate(methods, datasets, levels, settings, lpips_fn=lpips_fn, kept=kept)
     summary = summarize(records)
