@@ -53,8 +53,10 @@ class ExportWrapper(torch.nn.Module):
         return self.model(xp, sigma)[..., :h, :w]
 
 
-def resolve_model(name_or_path: str | Path, channels: int = 1) -> tuple[DenoisingNet, ModelCard]:
-    """A network and its card from a weights file (pruned or not), a shipped name, or a registry name."""
+def resolve_model(name_or_path: str | Path, channels: int = 1,
+                  arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
+    """A network and its card from a weights file (pruned or not; --arch for plain state dicts), a shipped
+    name, or a registry name (random weights)."""
     from imdenoise.models.registry import ARCHITECTURES
     from imdenoise.prune import load_weights_any
     from imdenoise.weights_io import SHIPPED_DIR
@@ -64,8 +66,8 @@ def resolve_model(name_or_path: str | Path, channels: int = 1) -> tuple[Denoisin
     if shipped.is_file():
         return load_weights_any(shipped)
     p = Path(name)
-    if p.suffix in (".safetensors", ".pt", ".pth"):
-        return load_weights_any(p)
+    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt"):
+        return load_weights_any(p, arch, channels)
     if name in ARCHITECTURES:
         log.warning("%s: registry architecture with random weights (for testing and speed only)", name)
         model = ARCHITECTURES[name].build(in_channels=channels)

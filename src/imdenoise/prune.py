@@ -91,7 +91,7 @@ def apply_pruned_shapes(model: DenoisingNet, spec: dict[str, int]) -> DenoisingN
     return model
 
 
-def load_weights_any(path: str | Path) -> tuple[DenoisingNet, ModelCard]:
+def load_weights_any(path: str | Path, arch: str | None = None, channels: int = 1) -> tuple[DenoisingNet, ModelCard]:
     """Like weights_io.load_model, and also for pruned weights files (card field `pruned`)."""
     from imdenoise.models.registry import get_architecture
     from imdenoise.weights_io import load_model, read_card
@@ -99,8 +99,8 @@ def load_weights_any(path: str | Path) -> tuple[DenoisingNet, ModelCard]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    if path.suffix != ".safetensors":
-        return load_model(path)
+    if path.suffix != ".safetensors" or arch:
+        return load_model(path, arch, **({"in_channels": channels} if arch else {}))
     card = read_card(path)
     spec = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
     if not spec:
@@ -194,7 +194,8 @@ class PruneReport:
         rows = [("parameters", f"{self.params[0]:,}", "", f"{self.params[1]:,}"),
                 ("speed 512x512 (Mpx/s)", f"{self.mpx_s[0]:.3f}", "", f"{self.mpx_s[1]:.3f}")]
         if p:
-            rows.append((f"PSNR sigma {self.sigma:g} (dB)", p.get("before", ""), p.get("pruned", ""), p.get("after", "")))
+            rows.append((f"PSNR sigma {self.sigma:g} (dB)", p.get("before", ""), p.get("pruned", ""),
+                         p.get("after", "")))
         head = (f"| keep {self.keep:g} | before | pruned | pruned + {self.steps} fine-tune steps |\n"
                 "|---|---|---|---|\n")
         return head + "\n".join("| " + " | ".join(r) + " |" for r in rows)

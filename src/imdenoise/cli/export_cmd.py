@@ -18,6 +18,7 @@ def export(
     calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Training images for int8 calibration."),
     calib_images: int = typer.Option(8, "--calib-images", help="Number of calibration images."),
     channels: int = typer.Option(1, "--channels", help="Input channels when MODEL is an architecture name."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain .pt state dict."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
     atol: float = typer.Option(1e-4, "--atol", help="Max allowed |onnxruntime - torch| in the check."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
@@ -29,7 +30,7 @@ def export(
         raise ImDenoiseError(f"--quantize must be 'none' or 'int8', got {quantize!r}")
     if output.suffix != ".onnx":
         raise ImDenoiseError(f"{output}: output must end in .onnx")
-    net, card = resolve_model(model, channels)
+    net, card = resolve_model(model, channels, arch)
     rep = export_onnx(net, card, output, opset=opset, atol=atol, overwrite=overwrite)
     typer.echo(f"{rep.path}: {rep.bytes / 1e6:.1f} MB, opset {rep.opset}, "
                f"max |onnxruntime - torch| = {rep.max_abs_diff:.2g} on sizes {list(rep.sizes)}")
@@ -39,7 +40,8 @@ def export(
         q_out = output.with_name(output.stem + "-int8.onnx")
         if q_out.exists() and not overwrite:
             raise ImDenoiseError(f"{q_out}: file exists (pass --overwrite to replace it)")
-        q = quantize_int8(output, q_out, method=method, calib_dir=calib_dir, n_images=calib_images)  # type: ignore[arg-type]
+        q = quantize_int8(output, q_out, method=method,  # type: ignore[arg-type]
+                          calib_dir=calib_dir, n_images=calib_images)
         typer.echo(f"{q.path}: {q.bytes / 1e6:.1f} MB, {q.method} int8, PSNR of int8 vs fp32 output on "
                    f"calibration patches {q.psnr_vs_fp32:.1f} dB (max abs diff {q.max_abs_diff:.3g})")
 
