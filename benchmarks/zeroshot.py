@@ -70,16 +70,17 @@ def run_one(clean: np.ndarray, sigma: float, index: int, options: dict) -> tuple
 
 def report(args: argparse.Namespace) -> None:
     """Kodak24 table: PSNR and seconds per image (and per 512x512) at each sigma."""
-    images = load_set(args.dataset)[: args.limit or None]
+    indexed = list(enumerate(load_set(args.dataset)))[args.start:]
+    indexed = indexed[: args.limit or None]  # the protocol's seed uses the index in the whole set
     options = dict(schedule=args.schedule)
-    print(f"# zero-shot N2N, schedule {args.schedule}, {len(images)} images of {args.dataset.name}, "
+    print(f"# zero-shot N2N, schedule {args.schedule}, {len(indexed)} images from #{args.start} of {args.dataset.name}, "
           f"torch threads {torch.get_num_threads()}", flush=True)
     print("| sigma | image | size | noisy PSNR | PSNR | iterations | seconds | s per 512x512 |", flush=True)
     print("|---|---|---|---|---|---|---|---|", flush=True)
     summary = []
     for sigma in args.sigmas:
         rows = []
-        for i, (name, clean) in enumerate(images):
+        for i, (name, clean) in indexed:
             p_in, p_out, sec, iters = run_one(clean, sigma, i, options)
             per512 = sec * 512 * 512 / (clean.shape[0] * clean.shape[1])
             rows.append((p_out, sec, per512))
@@ -119,7 +120,8 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=DEFAULT_SET)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (protocol: 2)")
     ap.add_argument("--sigmas", type=lambda s: [float(x) for x in s.split(",")], default=[25.0, 50.0])
-    ap.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
+    ap.add_argument("--limit", type=int, default=0, help="N images only (0: all)")
+    ap.add_argument("--start", type=int, default=0, help="skip the first images (report them in another run)")
     ap.add_argument("--schedule", default="fast", choices=["fast", "paper"])
     ap.add_argument("--images", type=int, default=3)
     ap.add_argument("--crop", type=int, default=256)

@@ -193,6 +193,9 @@ def fit(noisy: torch.Tensor, settings: dict[str, Any], *, features: int = 48, se
     opt = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=settings["step_size"], gamma=settings["gamma"])
     patch, patience = settings["patch"], settings["patience"]
+    if not patch and h * w > 4_000_000:
+        log.warning("fitting on the whole %dx%d image at every step is slow and memory-hungry; "
+                    "the fast schedule (random crops) suits large images", w, h)
     total = int(settings["epoch_count"])
     from tqdm import tqdm
 
