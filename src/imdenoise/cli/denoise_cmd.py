@@ -49,6 +49,7 @@ def output_paths(files: list[Path], output: Path, suffix: str | None) -> list[Pa
     names = [f.stem + (suffix or f.suffix) for f in files]
     if len(set(names)) != len(names):
         raise ImDenoiseError("several inputs share a file name; denoise them into separate folders")
+    output.mkdir(parents=True, exist_ok=True)
     return [output / n for n in names]
 
 
@@ -84,15 +85,14 @@ def denoise(
     if model and method:
         raise ImDenoiseError("give either --model or --method, not both")
     files = expand_inputs(inputs)
-    targets = output_paths(files, output, suffix)
+    pairs = _shard(list(zip(files, output_paths(files, output, suffix))))  # this rank's share
     if not overwrite:
-        existing = [t for t in targets if t.exists()]
+        existing = [dst for _, dst in pairs if dst.exists()]
         if existing:
             raise ImDenoiseError(f"{existing[0]}: output exists (and {len(existing) - 1} more); "
                                  "pass --overwrite to replace")
     denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
                     device=device, precision=precision, threads=threads)
-    pairs = _shard(list(zip(files, targets)))
     failures = 0
     bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
     for src, dst in bar:

@@ -1,0 +1,100 @@
+"""`imdenoise denoise` and `imdenoise models` from the command line: formats, depth, errors, sharding."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from imdenoise.models.registry import build_model
+from imdenoise.weights_io import ModelCard, save_weights
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "imdenoise", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def noisy_png(tmp_path_factory: pytest.TempPathFactory, gray_image: np.ndarray) -> tuple[Path, np.ndarray]:
+    clean = gray_image[:96, :128, 0]
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
+    path = tmp_path_factory.mktemp("in") / "noisy.png"
+    Image.fromarray(np.round(noisy * 255).astype(np.uint8)).save(path)
+    return path, clean
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_classical_method_improves_png(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    src, clean = noisy_png
+    out = tmp_path / "out.png"
+    proc = run("denoise", str(src), "-o", str(out), "--method", "nlm", "--sigma", "25")
+    assert proc.returncode == 0, proc.stderr
+    den = np.asarray(Image.open(out), dtype=np.float64) / 255
+    noisy = np.asarray(Image.open(src), dtype=np.float64) / 255
+    assert _psnr(clean, den) > _psnr(clean, noisy) + 3
+
+
+def test_existing_output_needs_overwrite(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    src, _ = noisy_png
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    proc = run("denoise", str(src), "-o", str(out), "--method", "mean")
+    assert proc.returncode == 2
+    assert "output exists" in proc.stderr and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.read_bytes() == b"keep me"
+    assert run("denoise", str(src), "-o", str(out), "--method", "mean", "--overwrite").returncode == 0
+    assert Image.open(out).size == (128, 96)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
+    proc = run("denoise", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png"), "--method", "mean")
+    assert proc.returncode == 2 and "missing.png" in proc.stderr and "Traceback" not in proc.stderr
+    bad = tmp_path / "text.png"
+    bad.write_text("not an image")
+    proc = run("denoise", str(bad), "-o", str(tmp_path / "o.png"), "--method", "mean")
+    assert proc.returncode == 2 and "text.png" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("denoise", str(bad), "-o", str(tmp_path / "o.png"), "--model", "nope")
+    assert proc.returncode == 2 and "unknown model or method" in proc.stderr
+
+
+def test_sixteen_bit_tiff_stays_sixteen_bit_through_a_model(tmp_path: Path, gray_image: np.ndarray) -> None:
+    weights = save_weights(tmp_path / "tiny.safetensors", build_model("unet", widths=(8, 16)),
+                           ModelCard(name="tiny", architecture="unet", config={"widths": [8, 16]}, in_channels=1))
+    img16 = np.round(gray_image[:40, :56, 0] * 65535).astype(np.uint16)
+    src = tmp_path / "in16.tif"
+    tifffile.imwrite(src, img16)
+    out = tmp_path / "out16.tif"
+    proc = run("denoise", str(src), "-o", str(out), "--model", str(weights), "--sigma", "10")
+    assert proc.returncode == 0, proc.stderr
+    res = tifffile.imread(out)
+    assert res.dtype == np.uint16 and res.shape == img16.shape
+
+
+def test_folder_in_folder_out_and_sharding(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"im{i}.png").write_bytes(noisy_png[0].read_bytes())
+    out = tmp_path / "clean"
+    procs = [run("denoise", str(folder), "-o", str(out), "--method", "mean",
+                 env={"RANK": str(r), "WORLD_SIZE": "2"}) for r in (0, 1)]
+    assert all(p.returncode == 0 for p in procs), [p.stderr for p in procs]
+    assert sorted(p.name for p in out.iterdir()) == [f"im{i}.png" for i in range(4)]
+    assert "im0.png" in procs[0].stdout and "im1.png" in procs[1].stdout and "im1.png" not in procs[0].stdout
+
+
+def test_models_lists_architectures() -> None:
+    proc = run("models")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("unet", "dncnn", "zeroshot-net", "unet-mnist"):
+        assert name in proc.stdout
