@@ -89,8 +89,8 @@ def denoise(
     if not overwrite:
         existing = [dst for _, dst in pairs if dst.exists()]
         if existing:
-            raise ImDenoiseError(f"{existing[0]}: output exists (and {len(existing) - 1} more); "
-                                 "pass --overwrite to replace")
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise ImDenoiseError(f"{existing[0]}: output exists{more}; pass --overwrite to replace")
     denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
                     device=device, precision=precision, threads=threads)
     failures = 0
