@@ -128,6 +128,11 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
         card = ModelCard(name=path.stem, architecture=architecture, config={**arch.defaults, **config},
                          in_channels=int(config.get("in_channels", 1)))
     model = get_architecture(card.architecture).build(**card.config)
+    pruned = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
+    if pruned:  # a file written by `imdenoise prune`: shrink the recorded convolutions first
+        from imdenoise.prune import apply_pruned_shapes
+
+        apply_pruned_shapes(model, pruned)
     state = _load_state(path)
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v.float() if v.is_floating_point() else v
              for k, v in state.items()}
