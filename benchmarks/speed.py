@@ -45,7 +45,7 @@ def prepare_onnx(workdir: Path, arch: str, channels: int, int8: bool) -> None:
         model, card = resolve_model(arch, channels)
         export_onnx(model, card, fp32)
     if int8 and not q8.is_file():
-        quantize_int8(fp32, q8, n_images=8)
+        quantize_int8(fp32, q8)
 
 
 def run_row(arch: str, size: int, channels: int, mode: str, repeats: int, threads: int, workdir: Path) -> dict:

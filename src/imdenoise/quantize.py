@@ -66,15 +66,32 @@ def _reader(batches: list[dict[str, np.ndarray]], input_names: Sequence[str]):
     return Reader()
 
 
-def _quantize(method: str, src: Path, dst: Path, reader: object) -> None:
+CALIBRATIONS = ("minmax", "percentile", "entropy")
+
+
+def _conv_ends(path: Path) -> list[str]:
+    """Names of the first and the last Conv node (the image-facing layers, kept in float32)."""
+    import onnx
+
+    convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    return [convs[0], convs[-1]] if len(convs) > 2 else []
+
+
+def _quantize(method: str, src: Path, dst: Path, reader: object, calibration: str = "percentile",
+              float_ends: bool = True) -> None:
     """Run onnxruntime's static (QDQ, per-channel, Conv only) or dynamic quantizer."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     if method == "static":
+        if calibration not in CALIBRATIONS:
+            raise ImDenoiseError(f"unknown calibration {calibration!r}; choose from {', '.join(CALIBRATIONS)}")
+        cal = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}[calibration]
         quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                        calibrate_method=cal, nodes_to_exclude=_conv_ends(src) if float_ends else None,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                       "CalibPercentile": 99.999})
     elif method == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8)
     else:
@@ -93,7 +110,8 @@ class QuantizeReport:
 
 
 def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["static", "dynamic"] = "static",
-                  calib_dir: str | Path | None = None, n_images: int = 8, patch: int = 128) -> QuantizeReport:
+                  calib_dir: str | Path | None = None, n_images: int = 16, patch: int = 128,
+                  calibration: str = "percentile", float_ends: bool = True) -> QuantizeReport:
     """int8 copy of an exported fp32 ONNX model (metadata kept), written atomically."""
     import onnx
 
@@ -118,15 +136,16 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         root = logging.getLogger()
         level, root.level = root.level, max(root.level, logging.WARNING)  # onnxruntime logs per tensor at INFO
         try:
-            _quantize(method, pre, q, _reader(batches, names))
+            _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
         finally:
             root.setLevel(level)
         proto = onnx.load(str(q))
     keep = {p.key: p.value for p in proto.metadata_props}
     keep.update({k: v for k, v in meta.items()})
     keep["imdenoise.precision"] = "int8"
-    keep["imdenoise.quantization"] = f"{method}, calibrated on {len(batches)} images of {folder.name}" \
-        if method == "static" else "dynamic"
+    keep["imdenoise.quantization"] = (f"static {calibration}, calibrated on {len(batches)} images of {folder.name}"
+                                      + (", first/last conv float32" if float_ends else "")
+                                      if method == "static" else "dynamic")
     del proto.metadata_props[:]
     for k, v in keep.items():
         e = proto.metadata_props.add()

@@ -16,7 +16,8 @@ def export(
     quantize: str = typer.Option("none", "--quantize", help="'none' or 'int8' (also writes the int8 model)."),
     method: str = typer.Option("static", "--method", help="int8 method: 'static' (calibrated) or 'dynamic'."),
     calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Training images for int8 calibration."),
-    calib_images: int = typer.Option(8, "--calib-images", help="Number of calibration images."),
+    calib_images: int = typer.Option(16, "--calib-images", help="Number of calibration images."),
+    calibration: str = typer.Option("percentile", "--calibration", help="minmax, percentile or entropy."),
     channels: int = typer.Option(1, "--channels", help="Input channels when MODEL is an architecture name."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain .pt state dict."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
@@ -41,7 +42,7 @@ def export(
         if q_out.exists() and not overwrite:
             raise ImDenoiseError(f"{q_out}: file exists (pass --overwrite to replace it)")
         q = quantize_int8(output, q_out, method=method,  # type: ignore[arg-type]
-                          calib_dir=calib_dir, n_images=calib_images)
+                          calib_dir=calib_dir, n_images=calib_images, calibration=calibration)
         typer.echo(f"{q.path}: {q.bytes / 1e6:.1f} MB, {q.method} int8, PSNR of int8 vs fp32 output on "
                    f"calibration patches {q.psnr_vs_fp32:.1f} dB (max abs diff {q.max_abs_diff:.3g})")
 
