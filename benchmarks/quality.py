@@ -56,14 +56,15 @@ def default_methods() -> list[str]:
     return names
 
 
-def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], limit: int | None) -> dict[float, float] | None:
+def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], limit: int | None,
+                    blind: bool = False) -> dict[float, float] | None:
     """Mean PSNR per sigma of one method on one set, or None when the method cannot run on it."""
     from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, load_dataset, parse_levels, summarize
 
     ds = load_dataset(ds_dir, limit=limit)
     levels = parse_levels("gaussian:" + ",".join(f"{s:g}" for s in sigmas))
     try:
-        records = evaluate({method: denoiser}, [ds], levels, EvalSettings(limit=limit))
+        records = evaluate({method: denoiser}, [ds], levels, EvalSettings(limit=limit, sigma_known=not blind))
     except EvaluationError as exc:
         print(f"note: {method} skipped on {ds.name}: {exc}", file=sys.stderr)
         return None
@@ -123,7 +124,7 @@ def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | Non
             cells.append(_cell(None if vals is None else
                                [vals[PUBLISHED_SIGMAS.index(x)] if x in PUBLISHED_SIGMAS else None for x in sigmas]))
         lines.append("| " + " | ".join(cells + ["-", "-"]) + " |")
-    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given); measured rows on "
+    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given unless marked blind); measured rows on "
             f"{'the first ' + str(limit) + ' images of each set' if limit else 'the full sets'}; "
             "published rows: the papers' figures (BENCHMARK.md). Seconds: median per 512x512 image, "
             "2 torch threads, this machine.")
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per 512x512 image")
     ap.add_argument("--output", type=Path, help="also write the markdown table here")
     ap.add_argument("--json", type=Path, help="write the measured numbers here")
+    ap.add_argument("--blind", action="store_true", help="methods estimate sigma themselves (not given the true one)")
     args = ap.parse_args(argv)
 
     import torch
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             res = {"psnr": {}, "seconds": {}}
             for s in sets:
                 print(f"{name}: {s} ...", file=sys.stderr)
-                res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit)
+                res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit, args.blind)
             for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
                 src = next((s for s in sets if s in pick), None)
                 if src is not None:
@@ -174,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImDenoiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.blind:
+        measured = {f"{k}, blind": v for k, v in measured.items()}
     text = table(measured, sets, sigmas, args.limit)
     print(text)
     if args.output:

@@ -1,0 +1,94 @@
+"""Turn a finished training run into a shipped model: fp16 safetensors + model card (JSON and markdown).
+
+    python scripts/ship_model.py runs/gray gray --quality quality.json [--quality-blind quality-blind.json]
+
+Reads the run's EMA weights (`RUN/NAME.safetensors`, written by `imdenoise train`), its config and
+training log; stores the weights in half precision (loaded back as float32) with the measured PSNR
+table of `benchmarks/quality.py --json` in the card; writes `src/imdenoise/weights/NAME.safetensors`,
+`NAME.md` (the human-readable model card) and copies the training log to `training-logs/NAME/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from imdenoise.weights_io import SHIPPED_DIR, ModelCard, load_model, save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_hours(log: Path, threads: int) -> tuple[float, int]:
+    """Wall hours x threads between logged steps (gaps over 10 minutes, i.e. stops, not counted)."""
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    rows = [r for r in rows if "loss" in r]
+    hours = 0.0
+    for a, b in zip(rows, rows[1:]):
+        dt = b["time"] - a["time"]
+        if 0 < dt < 600:
+            hours += dt / 3600
+    return hours * threads, rows[-1]["step"] if rows else 0
+
+
+SETS_BY_CHANNELS = {1: ("set12", "bsd68"), 3: ("cbsd68", "kodak24")}
+
+
+def psnr_table(path: Path | None, key: str, channels: int) -> dict[str, float]:
+    """'set/sigma' -> PSNR from a quality.py JSON file (the row of `key`, the sets of this model's kind)."""
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())["measured"][key]["psnr"]
+    return {f"{s}/{float(sig):g}": round(v, 3) for s, per in data.items()
+            if per and s in SETS_BY_CHANNELS[channels] for sig, v in per.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("name")
+    ap.add_argument("--quality", type=Path, help="benchmarks/quality.py --json output (true sigma)")
+    ap.add_argument("--quality-blind", type=Path, help="the same with --blind")
+    ap.add_argument("--key", default="default", help="the method name in the quality JSON")
+    ap.add_argument("--command", default="python benchmarks/quality.py --methods default --json quality.json")
+    args = ap.parse_args()
+
+    model, card = load_model(args.run / f"{args.name}.safetensors")
+    cfg_text = (args.run / "config.yaml").read_text()
+    import yaml
+
+    cfg = yaml.safe_load(cfg_text)
+    hours, steps = cpu_hours(args.run / "train_log.jsonl", cfg["optim"].get("threads") or 2)
+    card_data = card.model_dump(mode="json")
+    card_data.update(
+        name=args.name, version="1.0", cpu_hours=round(hours, 2), training_steps=steps,
+        psnr=psnr_table(args.quality, args.key, card.in_channels),
+        psnr_blind=psnr_table(args.quality_blind, f"{args.key}, blind", card.in_channels),
+        measured_by=args.command, storage="float16 (loaded as float32)",
+    )
+    card = ModelCard(**card_data)
+    out = save_weights(SHIPPED_DIR / f"{args.name}.safetensors", model, card, dtype=torch.float16)
+    logs = ROOT / "training-logs" / args.name
+    logs.mkdir(parents=True, exist_ok=True)
+    for f in ("config.yaml", "train_log.jsonl"):
+        shutil.copy2(args.run / f, logs / f)
+    md = [f"# Model card: `{args.name}`", "", card.description, "",
+          f"- architecture: `{card.architecture}` {json.dumps(card.config)}",
+          f"- parameters: {card.parameters:,}; channels: {card.in_channels}; noise range (sigma, 0-255): {card.noise_range}",
+          f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
+          f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; log: "
+          f"`training-logs/{args.name}/train_log.jsonl`",
+          f"- storage: float16 safetensors, loaded as float32; version {card.version}",
+          "", "## Measured PSNR (dB), BENCHMARK.md protocol", "",
+          f"Command: `{args.command}`", "", "| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]
+    for k, v in card.psnr.items():
+        md.append(f"| {k} | {v:.2f} | {card_data['psnr_blind'].get(k, float('nan')):.2f} |")
+    (SHIPPED_DIR / f"{args.name}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), {SHIPPED_DIR / (args.name + '.md')}, {logs}")
+
+
+if __name__ == "__main__":
+    main()
