@@ -242,23 +242,48 @@ class Trainer:
 
     def export(self, path: Path | None = None) -> Path:
         """Write the EMA weights with a model card in the shipped safetensors format."""
-        from imdenoise.weights_io import ModelCard, save_weights
+        return write_run_weights(self.cfg, self.ema_model(), self.step, self.history,
+                                 path or self.run_dir / f"{self.cfg.name}.safetensors")
 
-        cfg = self.cfg
-        model = self.ema_model()
-        card = ModelCard(
-            name=cfg.name, architecture=cfg.model.architecture,
-            config={**get_architecture(cfg.model.architecture).defaults, **cfg.model.config,
-                    "in_channels": cfg.data.channels},
-            in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
-            description=cfg.description, training_data=", ".join(cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
-            training_steps=self.step, noise_range=_noise_range(cfg.data.noise),
-        )
-        card_json = card.model_dump(mode="json")
-        card_json.update(validation=self.history[-1] if self.history else {})
-        out = save_weights(path or self.run_dir / f"{cfg.name}.safetensors", model, ModelCard(**card_json))
-        log.info("wrote %s", out)
-        return out
+
+def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, history: list[dict[str, Any]],
+                      path: Path) -> Path:
+    """Save a run's model with a card naming its architecture, data, steps and last validation."""
+    from imdenoise.weights_io import ModelCard, save_weights
+
+    card = ModelCard(
+        name=cfg.name, architecture=cfg.model.architecture,
+        config={**get_architecture(cfg.model.architecture).defaults, **cfg.model.config,
+                "in_channels": cfg.data.channels},
+        in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
+        description=cfg.description,
+        training_data=", ".join(cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
+        training_steps=step, noise_range=_noise_range(cfg.data.noise),
+        validation=history[-1] if history else {},
+    )
+    out = save_weights(path, model, card)
+    log.info("wrote %s", out)
+    return out
+
+
+def export_run(run_dir: str | Path, path: str | Path | None = None) -> Path:
+    """Weights of a stopped or running run from its newest intact checkpoint (EMA weights if kept)."""
+    from imdenoise.train_config import load_config
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    found = ckpt.latest_good(run_dir)
+    if found is None:
+        raise ConfigError(f"{run_dir}: no intact checkpoint to export")
+    state = ckpt.load_checkpoint(found)
+    model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
+    model.load_state_dict(state["model"])
+    if state.get("ema") is not None:
+        with torch.no_grad():
+            for p, e in zip(model.parameters(), state["ema"]):
+                p.copy_(e)
+    out = Path(path) if path else run_dir / f"{cfg.name}-step{state['step']}.safetensors"
+    return write_run_weights(cfg, model.eval(), int(state["step"]), list(state.get("history", [])), out)
 
 
 def _noise_range(specs: list[str]) -> tuple[float, float]:
