@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+import tokenize
 import warnings
 import zlib
 from contextlib import contextmanager
@@ -220,6 +221,9 @@ def write_pillow(fh: BinaryIO, arr: np.ndarray, fmt: str) -> None:
 # ---------------------------------------------------------------- TIFF: tifffile
 
 _FLOAT_TYPES = (np.float16, np.float32, np.float64)
+# tifffile turns the tags of a damaged file into whatever they hold (a tuple where a number belongs,
+# a zero size, a huge count): these errors then mean a corrupt file, not a bug (tests/test_hostile_inputs.py)
+_TIFF_ERRORS = (*_DECODE_ERRORS, TypeError, AttributeError, ZeroDivisionError, OverflowError, MemoryError)
 
 
 def read_tiff(path: Path, max_pixels: int | None, first_only: bool) -> list[RawFrame]:
@@ -228,15 +232,18 @@ def read_tiff(path: Path, max_pixels: int | None, first_only: bool) -> list[RawF
 
     try:
         tif = tifffile.TiffFile(path)
-    except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
+    except (tifffile.TiffFileError, *_TIFF_ERRORS) as exc:
         raise _corrupt(path, "TIFF", exc) from None
     frames = []
     with tif:
-        pages = [tif.pages.first] if first_only else list(tif.pages)
-        if first_only and len(tif.pages) > 1:
-            log.info("%s has %d pages; reading the first (read_frames reads them all)", path, len(tif.pages))
-        for index, page in enumerate(pages):
-            frames.append(_read_tiff_page(path, page, index, max_pixels))
+        try:
+            pages = [tif.pages.first] if first_only else list(tif.pages)
+            if first_only and len(tif.pages) > 1:
+                log.info("%s has %d pages; reading the first (read_frames reads them all)", path, len(tif.pages))
+            for index, page in enumerate(pages):
+                frames.append(_read_tiff_page(path, page, index, max_pixels))
+        except (tifffile.TiffFileError, *_TIFF_ERRORS) as exc:
+            raise _corrupt(path, "TIFF", exc) from None
     return frames
 
 
@@ -246,6 +253,9 @@ def _read_tiff_page(path: Path, page, index: int, max_pixels: int | None) -> Raw
 
     where = f"{path} (page {index + 1})" if index else str(path)
     check_pixels(path, page.imagewidth, page.imagelength, max_pixels)
+    if page.samplesperpixel > 4:  # refused below anyway; a damaged tag must not size the buffer
+        raise ImageReadError(f"{where}: unsupported TIFF layout ({page.samplesperpixel} samples per pixel; "
+                             f"supported: gray, gray+alpha, RGB, RGBA, palette)")
     if page.imagedepth > 1:
         raise ImageReadError(f"{where}: volumetric TIFF pages are not supported")
     try:
@@ -260,7 +270,8 @@ def _read_tiff_page(path: Path, page, index: int, max_pixels: int | None) -> Raw
     photometric = int(page.photometric)
     mode = {0: "L", 1: "L", 2: "RGB", 3: "P"}.get(photometric)
     if mode is None or arr.ndim != 3 or arr.shape[-1] > 4:
-        raise ImageReadError(f"{where}: unsupported TIFF layout (photometric {page.photometric.name}, "
+        kind = getattr(page.photometric, "name", page.photometric)  # a damaged tag is a bare int
+        raise ImageReadError(f"{where}: unsupported TIFF layout (photometric {kind}, "
                              f"shape {arr.shape}); supported: gray, gray+alpha, RGB, RGBA, palette")
     if photometric == 3:
         arr = _apply_colormap(page.colormap, arr[..., 0])
@@ -315,10 +326,12 @@ def read_npy(path: Path, max_pixels: int | None) -> RawFrame:
             version = fmt.read_magic(fh)
             reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, _, dtype = reader(fh)
-    except (ValueError, EOFError, SyntaxError, struct.error) as exc:
+    except (ValueError, EOFError, SyntaxError, struct.error, tokenize.TokenError, TypeError) as exc:
         raise ImageReadError(f"{path}: not a valid NPY file ({exc})") from None
     if dtype.hasobject:
         raise ImageReadError(f"{path}: NPY holds Python objects (a pickle); refused for safety")
+    if dtype.kind not in "buf" or dtype.itemsize > 8:  # before np.load sizes a buffer by it
+        raise ImageReadError(f"{path}: sample type {dtype} is not supported (supported: uint8, uint16, float16/32/64)")
     if len(shape) not in (2, 3) or (len(shape) == 3 and not 1 <= shape[2] <= 4):
         raise ImageReadError(f"{path}: NPY array has shape {shape}; expected HxW or HxWxC with C from 1 to 4")
     check_pixels(path, shape[1], shape[0], max_pixels)

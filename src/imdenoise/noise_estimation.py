@@ -60,6 +60,8 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
     if min(h, w) < patch:
         raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[0]}x{channel.shape[1]} "
                              "image (at least 3x3 pixels needed); give sigma explicitly")
+    if not np.all(np.isfinite(channel)):  # eigvalsh would fail with LinAlgError
+        raise ImDenoiseError("cannot estimate the noise level of an image with NaN or infinite values")
     channel = channel - channel.mean()  # better conditioned moments; the covariance is unchanged
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
     moments = [_patch_moments(channel[y0:y1, x0:x1], patch)

@@ -103,7 +103,8 @@ def denoise(
             tqdm.write(f"{src} -> {dst}")
         except ImDenoiseError as exc:
             failures += 1
-            typer.echo(f"error: {exc}", err=True)
+            msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"  # name the file the error is about
+            typer.echo(f"error: {msg}", err=True)
     if failures:
         raise typer.Exit(code=2)
 
