@@ -55,8 +55,7 @@ class ExportWrapper(torch.nn.Module):
 
 def resolve_model(name_or_path: str | Path, channels: int = 1,
                   arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
-    """A network and its card from a weights file (pruned or not; --arch for plain state dicts), a shipped
-    name, or a registry name (random weights)."""
+    """Network + card from a weights file (pruned too; arch for plain .pt), shipped name, or registry name."""
     from imdenoise.models.registry import ARCHITECTURES
     from imdenoise.prune import load_weights_any
     from imdenoise.weights_io import SHIPPED_DIR

@@ -136,7 +136,14 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         root = logging.getLogger()
         level, root.level = root.level, max(root.level, logging.WARNING)  # onnxruntime logs per tensor at INFO
         try:
-            _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
+            try:
+                _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
+            except ValueError as exc:  # histogram calibration fails on a constant tensor: fall back to minmax
+                if method != "static" or calibration == "minmax":
+                    raise
+                log.warning("%s calibration failed (%s); using minmax", calibration, str(exc).splitlines()[0])
+                calibration = "minmax"
+                _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
         finally:
             root.setLevel(level)
         proto = onnx.load(str(q))
