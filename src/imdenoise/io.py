@@ -98,6 +98,8 @@ def _check_input(path: PathLike) -> tuple[Path, str]:
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a directory, not an image file")
+    if not path.is_file():  # a pipe would block open() forever, a device would never end
+        raise ImageReadError(f"{path}: not a regular file (a device, pipe or socket), not an image file")
     ext = path.suffix.lower()
     if ext not in fmts.EXTENSIONS:
         raise ImageReadError(f"{path}: unsupported file type {ext or '(no extension)'!r} "
