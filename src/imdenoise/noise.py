@@ -44,10 +44,16 @@ def _bounds(value: Param) -> tuple[float, float]:
     return (float(value[0]), float(value[1])) if isinstance(value, tuple) else (float(value), float(value))
 
 
+def _num(x: float) -> str:
+    """Short form of a number that parses back to exactly the same float (':g' alone keeps 6 digits)."""
+    short = f"{x:g}"
+    return short if float(short) == x else repr(float(x))
+
+
 def _fmt(value: Param) -> str:
     if isinstance(value, tuple):
-        return f"{value[0]:g}-{value[1]:g}"
-    return f"{value:g}"
+        return f"{_num(value[0])}-{_num(value[1])}"
+    return _num(value)
 
 
 @dataclass(frozen=True)
