@@ -105,7 +105,8 @@ class ModelDenoiser:
 
     def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
         """(N,H,W,C) float32 -> denoised (N,H,W,C) through the network, tiled and padded."""
-        x = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).to(self.device)
+        # NHWC memory seen as NCHW (channels_last strides): no full-size copy; tiles are made contiguous in fn
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.precision == "bf16")
 
@@ -138,7 +139,11 @@ class ModelDenoiser:
         for i, (color, _, _, s) in enumerate(prepared):
             groups.setdefault((color.shape, round(s, 4)), []).append(i)
         for (shape, s), idx in groups.items():
-            stack = np.stack([prepared[i][0] for i in idx])
+            first = prepared[idx[0]][0]
+            if len(idx) == 1 and first.flags.c_contiguous and first.flags.writeable:
+                stack = first[None]  # one image: a view, not a second full-size copy (tests/test_memory.py)
+            else:
+                stack = np.stack([prepared[i][0] for i in idx])
             if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image
                 n, h, w, c = stack.shape
                 per = stack.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)

@@ -77,4 +77,4 @@ def run_tiled(fn: NetFn, x: torch.Tensor, multiple: int, tile: int | None, overl
             out[..., y0:y0 + th, x0:x0 + tw] += res * wt
             weight[..., y0:y0 + th, x0:x0 + tw] += wt
     assert out is not None
-    return out / weight
+    return out.div_(weight)  # in place: no third full-size tensor
