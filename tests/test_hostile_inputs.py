@@ -404,3 +404,122 @@ def test_nan_inf_tiff_reads_but_denoising_says_nan(corpus: Path, unet_color, tmp
     code, _, err = _cli(["denoise", str(corpus / "nan_inf.tif"), "-o", str(tmp_path / "o.tif"),
                          "--method", "mean", "--sigma", "20"], capsys)
     assert code == 2 and "nan_inf.tif" in err and "NaN" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- untrusted weights and configs
+
+
+class _Evil:
+    """Unpickling this runs a shell command (which must never happen)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _evil_pickle(path: Path, marker: Path, wrap: bool = True) -> Path:
+    import torch
+
+    torch.save({"model": {"w": _Evil(marker)}} if wrap else _Evil(marker), path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".ckpt", ".bin"])
+def test_malicious_pickle_weights_refused_without_running(tmp_path: Path, suffix: str,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from imdenoise.errors import WeightsError
+    from imdenoise.weights_io import load_model
+
+    marker = tmp_path / "PWNED"
+    evil = _evil_pickle(tmp_path / f"evil{suffix}", marker)
+    with pytest.raises(WeightsError, match=f"evil{suffix}: refused"):
+        load_model(evil, "unet")
+    with pytest.raises(WeightsError, match="refused"):
+        imdenoise.load(str(evil), arch="unet")
+    png = tmp_path / "in.png"
+    PILImage.fromarray(GRAY).save(png)
+    code, _, err = _cli(["denoise", str(png), "-o", str(tmp_path / "o.png"), "--model", str(evil), "--arch", "unet"],
+                        capsys)
+    assert code == 2 and f"error: {evil}: refused" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_malicious_pickle_checkpoint_refused_without_running(tmp_path: Path) -> None:
+    """A checkpoint with a matching checksum but a code-running pickle: refused, named, not run."""
+    from imdenoise import checkpoints
+    from imdenoise.errors import WeightsError
+
+    marker = tmp_path / "PWNED"
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    path = _evil_pickle(run / "checkpoints" / "ckpt-00000009.pt", marker)
+    path.with_name(path.name + ".sha256").write_text(checkpoints._sha256(path) + "\n")
+    assert checkpoints.latest_good(run) == path  # the checksum only proves integrity, not safety
+    with pytest.raises(WeightsError, match="ckpt-00000009.pt"):
+        checkpoints.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def _safetensors(header: bytes, body: bytes = b"", length: int | None = None) -> bytes:
+    return struct.pack("<Q", len(header) if length is None else length) + header + body
+
+
+SAFETENSORS_CASES = {
+    "huge_length": _safetensors(b"{}", length=2**63),
+    "length_past_end": _safetensors(b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', length=10**6),
+    "not_json": _safetensors(b"__import__('os').system('touch PWNED')  "),
+    "offsets_past_end": _safetensors(b'{"w":{"dtype":"F32","shape":[1000000],"data_offsets":[0,4000000]}}',
+                                     b"\0" * 8),
+    "shape_lies": _safetensors(b'{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}',
+                               b"\0" * 8),
+    "bad_dtype": _safetensors(b'{"w":{"dtype":"PICKLE","shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
+    "card_not_json": _safetensors(b'{"__metadata__":{"imdenoise.card":"!!python/object:os.system"},'
+                                  b'"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
+    "card_wrong_arch": _safetensors(b'{"__metadata__":{"imdenoise.card":"{\\"name\\":\\"x\\",\\"architecture\\":'
+                                    b'\\"os.system\\",\\"in_channels\\":1}"},'
+                                    b'"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', b"\0" * 8),
+    "pickle_inside": b"\x80\x04\x95" + b"\0" * 64,
+}
+
+
+@pytest.mark.parametrize("name", list(SAFETENSORS_CASES))
+def test_malicious_safetensors_header_refused(tmp_path: Path, name: str, capsys: pytest.CaptureFixture) -> None:
+    from imdenoise.weights_io import load_model, read_card
+
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(SAFETENSORS_CASES[name])
+    with pytest.raises(ImDenoiseError, match=name):
+        load_model(path)
+    if name != "card_wrong_arch":  # that card is well-formed; building its architecture fails
+        with pytest.raises(ImDenoiseError, match=name):
+            read_card(path)
+    png = tmp_path / "in.png"
+    PILImage.fromarray(GRAY).save(png)
+    code, _, err = _cli(["denoise", str(png), "-o", str(tmp_path / "o.png"), "--model", str(path)], capsys)
+    assert code == 2 and f"error: {path}" in err and "Traceback" not in err, err
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_yaml_python_tags_execute_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture) -> None:
+    from imdenoise.errors import ConfigError
+    from imdenoise.train_config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "PWNED"
+    for text in (f"!!python/object/apply:os.system ['touch {marker}']\n",
+                 f"name: !!python/object/apply:os.system ['touch {marker}']\ndata: {{train: [x]}}\n",
+                 f"data: !!python/object/new:subprocess.Popen [['touch', '{marker}']]\n",
+                 "name: !!python/name:os.system\ndata: {train: [x]}\n"):
+        cfg = tmp_path / "evil.yaml"
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match="evil.yaml: not valid YAML"):
+            load_config(cfg)
+        code, _, err = _cli(["train", str(cfg)], capsys)
+        assert code == 2 and "error: " in err and "evil.yaml" in err and "Traceback" not in err, err
+    # a --set value is parsed with yaml.safe_load: a python tag stays an inert string
+    ok = load_config(raw={"data": {"train": ["x"]}}, overrides=[f"name=!!python/object/apply:os.system ['touch {marker}']"])
+    assert ok.name.startswith("!!python/object/apply")
+    assert not marker.exists()

@@ -65,7 +65,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint with torch.load(weights_only=True): plain tensors and containers only."""
     if not verify(path):
         raise WeightsError(f"{path}: checkpoint is corrupted or incomplete (checksum mismatch)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refuses any pickle that is not plain tensors/containers
+        raise WeightsError(f"{path}: refused: not a plain checkpoint (only weights_only loading is allowed): "
+                           f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}") from None
 
 
 def step_checkpoints(run_dir: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imdenoise.errors import WeightsError
+from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
 
 FORMAT_VERSION = 1
@@ -127,7 +127,10 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
         arch = get_architecture(architecture)
         card = ModelCard(name=path.stem, architecture=architecture, config={**arch.defaults, **config},
                          in_channels=int(config.get("in_channels", 1)))
-    model = get_architecture(card.architecture).build(**card.config)
+    try:
+        model = get_architecture(card.architecture).build(**card.config)
+    except ImDenoiseError as exc:  # a card naming an unknown architecture or a bad config: name the file
+        raise WeightsError(f"{path}: {exc}") from None
     pruned = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
     if pruned:  # a file written by `imdenoise prune`: shrink the recorded convolutions first
         from imdenoise.prune import apply_pruned_shapes
