@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from imdenoise.atomic import temp_beside
 from imdenoise.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     with os.fdopen(fd, "w") as f:
         f.write(text)
         f.flush()
@@ -37,7 +37,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     """Write `state` to path atomically (temp file, fsync, rename) with `path.sha256` beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)

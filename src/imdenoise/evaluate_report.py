@@ -7,12 +7,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from imdenoise.atomic import temp_beside
 from imdenoise.errors import OutputExistsError
 from imdenoise.evaluate import EvaluationError, ImageRecord, Kept, records_as_dicts
 
@@ -59,7 +59,7 @@ def check_writable(paths: Sequence[Path | None], overwrite: bool) -> None:
 
 def _atomic_write(path: Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, then rename over the target."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from imdenoise.atomic import temp_beside
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.inference import InferenceOptions, ModelDenoiser
 from imdenoise.models.base import DenoisingNet
@@ -186,7 +187,7 @@ class ExportReport:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -19,6 +19,7 @@ from typing import Union
 import numpy as np
 
 from imdenoise import io_formats as fmts
+from imdenoise.atomic import new_file_mode
 from imdenoise.errors import ImageReadError, ImageWriteError, OutputExistsError
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ def _atomic_write(path: Path, write, overwrite: bool) -> None:
         os.close(fd)
         with open(tmp, "wb") as fh:  # a named file object: tifffile needs its name
             write(fh)
-        os.chmod(tmp, _new_file_mode())
+        os.chmod(tmp, new_file_mode())
         _move_into_place(tmp, path, overwrite)
     except ImageWriteError:
         tmp.unlink(missing_ok=True)
@@ -297,17 +298,3 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
         return
     tmp.unlink()
-
-
-def _new_file_mode() -> int:
-    """Permissions a plain open() would give a new file (0o666 less the umask)."""
-    return 0o666 & ~_UMASK
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()

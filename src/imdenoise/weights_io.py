@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from imdenoise.atomic import new_file_mode, temp_beside
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
 
@@ -39,10 +39,6 @@ class ModelCard(BaseModel):
     version: str = "0"
 
 
-def _atomic_path(path: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
 def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: torch.dtype = torch.float32) -> Path:
     """Write model weights (cast to `dtype`) and the card atomically as one safetensors file."""
     from safetensors.torch import save_file
@@ -51,10 +47,11 @@ def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
-    fd, tmp = _atomic_path(path)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={CARD_KEY: card.model_dump_json()})
+        os.chmod(tmp, new_file_mode())  # save_file recreates the file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
