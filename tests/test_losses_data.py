@@ -50,6 +50,25 @@ def test_perceptual_loss_needs_local_weights(tmp_path: Path) -> None:
         parse_loss("l1 + 0.1*vgg", vgg_weights=tmp_path / "vgg16.safetensors")
 
 
+def test_perceptual_loss_from_local_vgg_weights(tmp_path: Path) -> None:
+    """A torchvision-style VGG-16 state dict file gives a working loss; a wrong file is named."""
+    layers, cin = [], 3
+    for cout in (64, 64, "M", 128, 128, "M", 256, 256, 256):
+        if cout == "M":
+            layers.append(torch.nn.MaxPool2d(2))
+        else:
+            layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.ReLU()]
+            cin = cout
+    features = torch.nn.Sequential(*layers)
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "vgg16.pth")
+    loss = parse_loss("l1 + 0.1*vgg", vgg_weights=tmp_path / "vgg16.pth")
+    a = torch.rand(1, 1, 32, 32)
+    assert loss(a, a).item() == 0.0 and loss(a, 1 - a).item() > 0
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(ConfigError, match="not VGG-16"):
+        parse_loss("vgg", vgg_weights=tmp_path / "bad.pth")
+
+
 def _write(folder: Path, names: list[str]) -> None:
     folder.mkdir()
     for n in names:

@@ -66,10 +66,12 @@ class PerceptualLoss(torch.nn.Module):
         state = load_file(str(weights)) if str(weights).endswith(".safetensors") else \
             torch.load(weights, map_location="cpu", weights_only=True)
         state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-        try:
-            self.features.load_state_dict(state, strict=False)
-        except RuntimeError as exc:
-            raise ConfigError(f"{weights}: not VGG-16 feature weights ({exc})") from None
+        wanted = self.features.state_dict()
+        missing = [k for k in wanted if k not in state or state[k].shape != wanted[k].shape]
+        if missing:
+            raise ConfigError(f"{weights}: not VGG-16 feature weights (missing or mis-shaped: {missing[:4]}); "
+                              "expected torchvision's vgg16 state dict keys features.0.weight ... features.14.bias")
+        self.features.load_state_dict({k: state[k] for k in wanted})
         self.requires_grad_(False)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
