@@ -96,11 +96,18 @@ def list_models() -> list[ModelInfo]:
     """Shipped pretrained models first, then every trainable architecture (gray variant's size)."""
     from imdenoise.weights_io import shipped_models
 
+    from imdenoise.inference import SHIPPED_ALIASES
+
     rows = [
         ModelInfo(card.name, "pretrained", "gray" if card.in_channels == 1 else "color",
                   card.parameters, card.description, {"file": str(path)})
         for card, path in shipped_models()
     ]
+    shipped = {r.name: r for r in rows}
+    for alias, (gray, color) in SHIPPED_ALIASES.items():
+        if gray in shipped and color in shipped:
+            rows.insert(0, ModelInfo(alias, "pretrained", "auto", shipped[gray].parameters,
+                                     f"'{gray}' for gray images, '{color}' for color images"))
     for arch in ARCHITECTURES.values():
         rows.append(ModelInfo(arch.name, "architecture", "any", count_parameters(arch.build()), arch.description))
     return rows
