@@ -20,7 +20,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 MODES = ("eager", "compile", "bf16", "ort-fp32", "ort-int8")
@@ -68,14 +67,10 @@ def run_row(arch: str, size: int, channels: int, mode: str, repeats: int, thread
 
         torch.manual_seed(0)
         den = ModelDenoiser(build_model(arch, in_channels=channels), arch, None, opts)
+    from imdenoise.inference import median_seconds
+
     img = np.random.default_rng(0).random((size, size, channels), dtype=np.float32)
-    den.denoise(img, sigma=25)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        den.denoise(img, sigma=25)
-        times.append(time.perf_counter() - t)
-    sec = float(np.median(times))
+    sec = median_seconds(den, img, 25.0, repeats)
     return {"mpx_s": size * size / 1e6 / sec, "sec": sec, "rss_mb": peak_rss_mb()}
 
 

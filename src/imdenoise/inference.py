@@ -173,6 +173,19 @@ class AutoDenoiser:
         return self.pick(image).denoise(image, sigma)
 
 
+def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0, repeats: int = 3) -> float:
+    """Median wall seconds of `denoiser.denoise(image, sigma)` after one untimed warm-up call."""
+    import time
+
+    denoiser.denoise(image, sigma)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        denoiser.denoise(image, sigma)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 SHIPPED_ALIASES = {"default": ("gray", "color"), "fast": ("gray-fast", "color-fast")}
 
 

@@ -10,7 +10,6 @@ pruned widths are recorded in the model card (`pruned`: module name -> kept chan
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,17 +162,11 @@ def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limi
 
 def time_model(model: DenoisingNet, size: int = 512, repeats: int = 3) -> float:
     """Megapixels per second of the engine on one size x size image (after a warm-up call)."""
-    from imdenoise.inference import InferenceOptions, ModelDenoiser
+    from imdenoise.inference import InferenceOptions, ModelDenoiser, median_seconds
 
     den = ModelDenoiser(model.eval(), "speed", None, InferenceOptions(device="cpu"))
     img = np.random.default_rng(0).random((size, size, model.in_channels), dtype=np.float32)
-    den.denoise(img, sigma=25)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        den.denoise(img, sigma=25)
-        times.append(time.perf_counter() - t)
-    return size * size / 1e6 / float(np.median(times))
+    return size * size / 1e6 / median_seconds(den, img, 25.0, repeats)
 
 
 @dataclass
