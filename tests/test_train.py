@@ -176,3 +176,24 @@ def test_two_process_torchrun_gives_identical_parameters(image_dir: Path, tmp_pa
     ddp_model, _ = load_model(tmp_path / "ddp" / "tiny.safetensors")
     for a, b in zip(ddp_model.parameters(), trainer.ema_model().parameters()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("loader", ["train", "zeroshot"])
+def test_binary_and_oversized_config_files_are_named_errors(tmp_path: Path, loader: str) -> None:
+    from imdenoise import zeroshot
+    from imdenoise.config_files import MAX_CONFIG_BYTES
+
+    load = load_config if loader == "train" else zeroshot.load_config
+    png = tmp_path / "img.yaml"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(ConfigError, match=r"img.yaml: not a text config file"):
+        load(png)
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match=r"big.yaml: .* too large"):
+        load(big)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML: line 2, column 1") as info:
+        load(bad)
+    assert "\n" not in str(info.value)

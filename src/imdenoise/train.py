@@ -209,7 +209,12 @@ class Trainer:
             return None
         if self.world > 1:
             self.check_ranks_in_sync()
-        return self.export() if self.is_main else None
+        out = self.export() if self.is_main else None
+        if self.world > 1:
+            # Keep every rank in the group until rank 0 has written the weights: a rank that tears
+            # the gloo group down while a peer still holds its connections aborts the process.
+            dist.barrier()
+        return out
 
     def parameter_digest(self) -> str:
         """SHA-256 of all parameters' bytes: equal digests mean bit-identical models."""
@@ -305,10 +310,14 @@ def _yaml(obj: Any) -> str:
 
 def run_training(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> Path | None:
     """Train from a validated config (the CLI's `imdenoise train`); returns the weights path on rank 0."""
-    trainer = Trainer(config, run_dir, resume=resume)
     try:
-        return trainer.fit()
+        return Trainer(config, run_dir, resume=resume).fit()
     finally:
+        # The trainer (and its DistributedDataParallel wrapper, which holds the process group) is
+        # gone by now; tear the group down only after it, so no C++ worker outlives its group.
+        import gc
+
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
 

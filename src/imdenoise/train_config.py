@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from imdenoise.config_files import parse_config_file
 from imdenoise.errors import ConfigError
 
 
@@ -145,12 +146,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if path is None:
             raise ConfigError("no config given")
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raw = parse_config_file(p) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a mapping of sections")
     raw = apply_overrides(raw, overrides or [])

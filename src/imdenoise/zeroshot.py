@@ -12,7 +12,6 @@ docs/zeroshot.md for the measurements behind it). Explicit options override eith
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -102,19 +101,10 @@ def make_config(source: str = "options", **values: Any) -> ZeroShotConfig:
 
 def load_config(path: str | Path, **overrides: Any) -> ZeroShotConfig:
     """Read a JSON or YAML config file (safe loaders), apply non-None overrides, validate."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    text = p.read_text()
-    try:
-        if p.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            import yaml
+    from imdenoise.config_files import parse_config_file
 
-            raw = yaml.safe_load(text)
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise ConfigError(f"{p}: not valid JSON/YAML: {exc}") from None
+    p = Path(path)
+    raw = parse_config_file(p)
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: a config must be a mapping of keys to values, got {type(raw).__name__}")
