@@ -98,3 +98,53 @@ def test_models_lists_architectures() -> None:
     assert proc.returncode == 0, proc.stderr
     for name in ("unet", "dncnn", "zeroshot-net", "unet-mnist"):
         assert name in proc.stdout
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--device", "tpu"], "device must be auto, cpu, cuda or mps, got 'tpu'"),
+    (["--overlap", "-5"], "overlap must be 0 or more pixels"),
+    (["--precision", "fp16"], "precision must be fp32 or bf16"),
+    (["--tile", "-5"], "tile must be at least 64 pixels"),
+    (["--threads", "0"], "threads must be at least 1"),
+    (["--sigma", "1e9"], "sigma must be a number from 0 to 255"),
+    (["--sigma", "nan"], "sigma must be a number from 0 to 255"),
+])
+def test_bad_options_are_named_before_any_work(noisy_png: tuple[Path, np.ndarray], tmp_path: Path,
+                                               options: list[str], message: str) -> None:
+    src, _ = noisy_png
+    out = tmp_path / "out.png"
+    proc = run("denoise", str(src), "-o", str(out), *options)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_unsupported_output_type_is_refused_not_made_a_folder(noisy_png: tuple[Path, np.ndarray],
+                                                              tmp_path: Path) -> None:
+    src, _ = noisy_png
+    proc = run("denoise", str(src), "-o", str(tmp_path / "out.gif"), "--method", "mean")
+    assert proc.returncode == 2 and "unsupported output type '.gif'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.gif").exists()
+    proc = run("denoise", str(src), "-o", str(tmp_path / "dir"), "--method", "mean", "--suffix", ".gif")
+    assert proc.returncode == 2 and "--suffix '.gif'" in proc.stderr, proc.stderr
+
+
+def test_multipage_tiff_denoises_every_page(tmp_path: Path, gray_image: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+    clean = [np.clip(gray_image[:64, :80, 0] * (0.6 + 0.2 * i), 0, 1) for i in range(3)]
+    src = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(src) as tif:
+        for page in clean:
+            noisy = np.clip(page + rng.normal(0, 25 / 255, page.shape), 0, 1)
+            tif.write(np.round(noisy * 65535).astype(np.uint16))
+    out = tmp_path / "clean.tif"
+    proc = run("denoise", str(src), "-o", str(out), "--method", "nlm", "--sigma", "25")
+    assert proc.returncode == 0, proc.stderr
+    pages = tifffile.TiffFile(out).pages
+    noisy_pages = tifffile.TiffFile(src).pages
+    assert len(pages) == 3
+    for page, noisy_page, ref in zip(pages, noisy_pages, clean):
+        den = page.asarray()
+        assert den.dtype == np.uint16
+        assert _psnr(ref, den / 65535) > _psnr(ref, noisy_page.asarray() / 65535) + 3
+    proc = run("denoise", str(src), "-o", str(tmp_path / "first.png"), "--method", "mean")
+    assert proc.returncode == 2 and "3 pages need a .tif/.tiff output" in proc.stderr, proc.stderr

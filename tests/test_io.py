@@ -198,6 +198,21 @@ def test_multipage_tiff_frames(tmp_path):
     assert len(read_frames(write_image(tmp_path / "one.png", stack[0]))) == 1
 
 
+def test_multipage_tiff_write_round_trips_each_page(tmp_path):
+    stack = _random("uint16", (3, 8, 9), seed=7)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    frames = read_frames(tmp_path / "stack.tif")
+    out = imio.write_frames(tmp_path / "copy.tif", [f.data for f in frames], like=frames)
+    again = read_frames(out)
+    assert len(again) == 3
+    for frame, page in zip(again, stack):
+        assert frame.dtype == np.uint16 and np.array_equal(_samples(frame)[..., 0], page)
+    with pytest.raises(ImageWriteError, match="3 frames can only be written to a multi-page"):
+        imio.write_frames(tmp_path / "copy.png", [f.data for f in frames])
+    with pytest.raises(OutputExistsError):
+        imio.write_frames(out, [f.data for f in frames])
+
+
 def test_planar_rgb_tiff(tmp_path):
     planes = _random("uint8", (3, 6, 7), seed=7)
     tifffile.imwrite(tmp_path / "planar.tif", planes, photometric="rgb", planarconfig="separate")

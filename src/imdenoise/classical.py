@@ -7,12 +7,12 @@ as options, e.g. ``get_classical("nlm", h=0.1)``. BM3D needs the optional ``bm3d
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
+from imdenoise.denoiser import checked_sigma
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
@@ -36,8 +36,7 @@ class ClassicalDenoiser:
             from imdenoise.noise import estimate_sigma
 
             sigma = estimate_sigma(hwc)
-        if not (isinstance(sigma, (int, float, np.floating, np.integer)) and math.isfinite(sigma) and sigma >= 0):
-            raise ImDenoiseError(f"{self.name}: sigma must be a number >= 0 on the 0-255 scale, got {sigma!r}")
+        sigma = checked_sigma(sigma, self.name)
         if sigma == 0:
             return arr.copy()
         out = np.asarray(self._denoise(hwc, float(sigma)), dtype=np.float32).reshape(hwc.shape)

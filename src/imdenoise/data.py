@@ -59,23 +59,34 @@ def read_idx_images(path: str | Path) -> list[np.ndarray]:
     return list(data)
 
 
-def to_uint8(image: np.ndarray, channels: int) -> np.ndarray:
-    """Float HxWxC in [0, 1] -> uint8 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Float HxWxC -> float32 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
+    image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] != channels:
         if channels == 1:
             image = (image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
         else:
             image = np.repeat(image[..., :1], channels, axis=-1)
-    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return image
 
 
-def load_images(paths: Sequence[Path], channels: int) -> list[np.ndarray]:
-    """Decode each file once into a uint8 HxWxC array (held in memory for the whole run)."""
+def to_uint8(image: np.ndarray, channels: int) -> np.ndarray:
+    """Float HxWxC in [0, 1] -> uint8 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
+    return np.round(np.clip(to_channels(image, channels), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def load_images(paths: Sequence[Path], channels: int, keep_float: bool = False) -> list[np.ndarray]:
+    """Decode each file once into a uint8 HxWxC array (held in memory for the whole run).
+
+    With `keep_float`, float sources (float32 TIFF / NPY) stay float32 and unclipped: noisy-only
+    data keeps its noise as written (clipping at 0 and 1 would bias it); integer sources stay uint8."""
     from imdenoise.io import read_image
 
     out = []
     for p in paths:
-        out.append(to_uint8(read_image(p).data, channels))
+        img = read_image(p)
+        is_float = np.issubdtype(np.dtype(img.dtype), np.floating)
+        out.append(to_channels(img.data, channels) if keep_float and is_float else to_uint8(img.data, channels))
     log.info("loaded %d images (%.1f MB in memory)", len(out), sum(a.nbytes for a in out) / 1e6)
     return out
 
@@ -173,7 +184,9 @@ class PairedDataset(Dataset):
 
 
 class NoisyOnlyDataset(Dataset):
-    """Noisy images without targets (self-supervised modes): patches and transforms only."""
+    """Noisy images without targets (self-supervised modes): patches and transforms only.
+
+    Images are uint8 (0-255) or float32 on the 0-1 scale (unclipped noisy data)."""
 
     def __init__(self, images: list[np.ndarray], patch_size: int, seed: int, length: int = 10**12,
                  augment: bool = True) -> None:
@@ -186,7 +199,9 @@ class NoisyOnlyDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = sample_rng(self.seed, index)
         (patch,) = random_crop(rng, [self.images[int(rng.integers(len(self.images)))]], self.patch_size)
-        noisy = augment(patch, draw_transform(rng, self.augment)).astype(np.float32) / 255.0
+        noisy = augment(patch, draw_transform(rng, self.augment)).astype(np.float32)
+        if patch.dtype == np.uint8:  # float32 sources (load_images(keep_float=True)) are on [0, 1] already
+            noisy /= 255.0
         return {"noisy": _chw(noisy), "target": _chw(noisy), "sigma": torch.tensor(0.0)}
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from imdenoise.errors import ImDenoiseError
+
+MAX_SIGMA = 255.0  # the whole 0-255 range; a larger noise level leaves nothing to recover
 
 
 @runtime_checkable
@@ -16,3 +21,12 @@ class Denoiser(Protocol):
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Return the denoised image with the input's shape and float32 dtype."""
         ...
+
+
+def checked_sigma(sigma: object, who: str = "") -> float:
+    """A given noise level as a float on the 0-255 scale; anything else is an error naming the method."""
+    prefix = f"{who}: " if who else ""
+    ok = isinstance(sigma, (int, float, np.floating, np.integer)) and not isinstance(sigma, bool)
+    if not (ok and math.isfinite(float(sigma)) and 0 <= float(sigma) <= MAX_SIGMA):
+        raise ImDenoiseError(f"{prefix}sigma must be a number from 0 to {MAX_SIGMA:g} (0-255 scale), got {sigma!r}")
+    return float(sigma)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from imdenoise.denoiser import checked_sigma
 from imdenoise.errors import ImDenoiseError, UnknownMethodError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.tiling import run_tiled
@@ -25,6 +26,7 @@ from imdenoise.tiling import run_tiled
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+MIN_TILE = 64  # smaller tiles are all seam: the blending ramps would cover most of each tile
 
 
 @dataclass
@@ -38,6 +40,19 @@ class InferenceOptions:
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse values that would fail deep inside torch, or be silently ignored, naming the option."""
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ImDenoiseError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ImDenoiseError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ImDenoiseError(f"threads must be at least 1, got {self.threads}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise ImDenoiseError(f"tile must be at least {MIN_TILE} pixels (or 0/None: never tile), got {self.tile}")
+        if self.overlap < 0:
+            raise ImDenoiseError(f"overlap must be 0 or more pixels, got {self.overlap}")
 
 
 def resolve_device(device: Device) -> torch.device:
@@ -92,9 +107,7 @@ class ModelDenoiser:
 
     def _sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
         if sigma is not None:
-            if not np.isfinite(sigma) or sigma < 0:
-                raise ImDenoiseError(f"sigma must be a non-negative number on the 0-255 scale, got {sigma}")
-            return float(sigma)
+            return checked_sigma(sigma, self.name)
         if not self.model.noise_conditioned:
             return 0.0
         from imdenoise.noise import estimate_sigma

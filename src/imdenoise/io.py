@@ -172,6 +172,24 @@ def write_image(path: PathLike, data: np.ndarray, *, like: Image | None = None, 
     return path
 
 
+def write_frames(path: PathLike, frames: list[np.ndarray], *, like: list[Image] | None = None, dtype=None,
+                 overwrite: bool = False) -> Path:
+    """Write several frames (e.g. a denoised multi-page TIFF) as the pages of one TIFF, atomically;
+    frame i is written like `like[i]` (its depth and alpha). One frame is `write_image`."""
+    path = Path(path)
+    if like is not None and len(like) != len(frames):
+        raise ImageWriteError(f"{path}: {len(frames)} frames but {len(like)} source images to write them like")
+    if len(frames) == 1:
+        return write_image(path, frames[0], like=like[0] if like else None, dtype=dtype, overwrite=overwrite)
+    if fmts.EXTENSIONS.get(path.suffix.lower()) != "TIFF":
+        raise ImageWriteError(f"{path}: {len(frames)} frames can only be written to a multi-page .tif/.tiff file")
+    _check_output(path, overwrite)
+    pages = [_prepare(path, "TIFF", f, like[i] if like else None, dtype, None)[0] for i, f in enumerate(frames)]
+    _atomic_write(path, lambda fh: fmts.write_tiff_pages(fh, pages), overwrite)
+    log.debug("wrote %s (TIFF, %d pages)", path, len(pages))
+    return path
+
+
 def _check_output(path: Path, overwrite: bool) -> None:
     """Refuse an existing output (unless overwrite) or a path that is a directory."""
     if path.is_dir():

@@ -305,14 +305,20 @@ def _tiff_sample_type(where: str, arr: np.ndarray) -> np.ndarray:
 
 def write_tiff(fh: BinaryIO, arr: np.ndarray) -> None:
     """Write HxWxC (uint8/uint16/float32) as a deflate-compressed TIFF, a 2nd/4th channel as alpha."""
+    write_tiff_pages(fh, [arr])
+
+
+def write_tiff_pages(fh: BinaryIO, arrays: list[np.ndarray]) -> None:
+    """Write HxWxC arrays as the pages of one TIFF, in order (what `read_tiff` reads back as frames)."""
     import tifffile
 
-    channels = arr.shape[-1]
-    photometric = "rgb" if channels >= 3 else "minisblack"
-    extras = ["unassalpha"] if channels in (2, 4) else None
-    data = arr[..., 0] if channels == 1 else arr
-    tifffile.imwrite(fh, data, photometric=photometric, planarconfig="contig" if channels > 1 else None,
-                     extrasamples=extras, compression="zlib", metadata=None)
+    with tifffile.TiffWriter(fh) as tif:
+        for arr in arrays:
+            channels = arr.shape[-1]
+            tif.write(arr[..., 0] if channels == 1 else arr, photometric="rgb" if channels >= 3 else "minisblack",
+                      planarconfig="contig" if channels > 1 else None,
+                      extrasamples=["unassalpha"] if channels in (2, 4) else None,
+                      compression="zlib", metadata=None)
 
 
 # ---------------------------------------------------------------- NPY: numpy

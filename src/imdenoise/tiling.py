@@ -1,7 +1,8 @@
 """Any-size application of a network: pad to its size multiple, and tile large images with blending.
 
 Memory bound: a tiled call holds one batch of `tile x tile` activations plus two full-size float32
-accumulators (output and weights), i.e. about 8 * H * W * C bytes beyond the input itself.
+accumulators (the output, C channels, and one weight plane), i.e. 4 * H * W * (C + 1) bytes beyond the
+input itself.
 """
 
 from __future__ import annotations

@@ -24,14 +24,15 @@ def _split(items: list, holdout: int, limit: int | None, source: str) -> tuple[l
     return (train[:limit] if limit else train), val
 
 
-def load_source(source: str, channels: int, holdout: int, limit: int | None, val_limit: int
-                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(training, validation) uint8 images of a folder or an IDX file, split by `holdout`."""
+def load_source(source: str, channels: int, holdout: int, limit: int | None, val_limit: int,
+                keep_float: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(training, validation) uint8 images of a folder or an IDX file, split by `holdout`
+    (float files stay float32 and unclipped with `keep_float`: noisy-only data)."""
     if is_idx_file(source):
         images = [to_uint8(a.astype(np.float32) / 255.0, channels) for a in read_idx_images(source)]
         return _split(images, holdout, limit, source)
     train, val = _split(list_images(source), holdout, limit, source)
-    return load_images(train, channels), load_images(val[:val_limit], channels)
+    return load_images(train, channels, keep_float), load_images(val[:val_limit], channels, keep_float)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
@@ -50,7 +51,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
     else:
         images, val = [], []
         for source in d.train or d.noisy:
-            t, v = load_source(source, d.channels, d.holdout, d.limit, d.val_limit)
+            t, v = load_source(source, d.channels, d.holdout, d.limit, d.val_limit,
+                               keep_float=bool(d.noisy) and cfg.mode == "selfsupervised")
             images += t
             val += v
         val = val[: d.val_limit] if cfg.mode != "selfsupervised" else []  # noisy images are no reference

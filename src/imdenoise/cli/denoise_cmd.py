@@ -44,6 +44,11 @@ def output_paths(files: list[Path], output: Path, suffix: str | None) -> list[Pa
     """One input and an output with an image extension -> that file; otherwise files inside a folder."""
     if len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         return [output]
+    if output.suffix and not output.is_dir():  # `-o out.gif` is a typo'd format, not a folder name
+        raise ImDenoiseError(f"{output}: unsupported output type {output.suffix!r} (supported: "
+                             f"{', '.join(sorted(IMAGE_SUFFIXES))}); to write into a folder of this name, create it first")
+    if suffix is not None and suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImDenoiseError(f"--suffix {suffix!r}: unsupported output type (supported: {', '.join(sorted(IMAGE_SUFFIXES))})")
     if output.exists() and not output.is_dir():
         raise ImDenoiseError(f"{output}: several inputs need an output folder, but this is a file")
     names = [f.stem + (suffix or f.suffix) for f in files]
@@ -80,10 +85,13 @@ def denoise(
     from tqdm import tqdm
 
     from imdenoise.inference import load
-    from imdenoise.io import read_image, write_image
+    from imdenoise.denoiser import checked_sigma
+    from imdenoise.io import read_frames, write_frames
 
     if model and method:
         raise ImDenoiseError("give either --model or --method, not both")
+    if sigma is not None:
+        checked_sigma(sigma, "--sigma")
     files = expand_inputs(inputs)
     pairs = _shard(list(zip(files, output_paths(files, output, suffix))))  # this rank's share
     if not overwrite:
@@ -97,9 +105,11 @@ def denoise(
     bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
     for src, dst in bar:
         try:
-            image = read_image(src)
-            clean = denoiser.denoise(image.data, sigma)  # alpha was set aside by read_image
-            write_image(dst, clean, like=image, dtype=dtype, overwrite=overwrite)
+            frames = read_frames(src)  # every page of a multi-page TIFF, else one image
+            if len(frames) > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
+                raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
+            clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
+            write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
             tqdm.write(f"{src} -> {dst}")
         except ImDenoiseError as exc:
             failures += 1
