@@ -197,3 +197,45 @@ def test_binary_and_oversized_config_files_are_named_errors(tmp_path: Path, load
     with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML: line 2, column 1") as info:
         load(bad)
     assert "\n" not in str(info.value)
+
+
+def test_failed_start_leaves_no_run_folder(image_dir: Path, tmp_path: Path) -> None:
+    raw = _raw(image_dir, tmp_path / "never")
+    raw["data"]["train"] = [str(tmp_path / "no-such-folder")]
+    with pytest.raises(ConfigError):
+        Trainer(load_config(raw=raw))
+    assert not (tmp_path / "never").exists()  # so the corrected recipe can start without --resume
+    Trainer(load_config(raw=_raw(image_dir, tmp_path / "never", steps=2))).fit()
+
+
+def test_checkpoints_keep_last_k_and_best_ema_and_sample_grids(image_dir: Path, tmp_path: Path) -> None:
+    from imdenoise import checkpoints as ckpt
+
+    raw = _raw(image_dir, tmp_path / "k", steps=20, ema=0.9)
+    raw["log"].update(ckpt_every=4, val_every=10, keep_last=2, tensorboard=True, images_every=10)
+    trainer = Trainer(load_config(raw=raw))
+    trainer.fit()
+    names = sorted(p.name for p in (tmp_path / "k" / "checkpoints").glob("ckpt-*.pt"))
+    assert names == ["ckpt-00000016.pt", "ckpt-00000020.pt"]  # only the last 2 of 4, 8, ..., 20
+    best = ckpt.load_checkpoint(tmp_path / "k" / "checkpoints" / "best.pt")
+    best_val = max(trainer.history, key=lambda r: r["psnr"])
+    assert best["step"] == best_val["step"] and best["best_psnr"] == pytest.approx(best_val["psnr"])
+    # EMA weights are a decayed average: different from the raw weights, and what the export holds
+    ema = best["ema"] if best["step"] == 20 else ckpt.load_checkpoint(tmp_path / "k" / "checkpoints" / "ckpt-00000020.pt")["ema"]
+    raw_params = [p.detach() for p in trainer.model.parameters()]
+    assert any(not torch.allclose(e, p) for e, p in zip(ema, raw_params))
+    for e, p in zip(trainer.ema_model().parameters(), trainer.ema):
+        assert torch.equal(e.detach(), p)
+    assert sorted((tmp_path / "k" / "samples").glob("step-*.png"))  # noisy | denoised | clean grids
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "k" / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert events.Tags()["images"] and {"train/loss", "train/lr", "val/psnr"} <= set(events.Tags()["scalars"])
+
+
+def test_fp16_autocast_trains_with_loss_scaling(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(load_config(raw=_raw(image_dir, tmp_path / "h", steps=8, precision="fp16")))
+    assert trainer.scaler.is_enabled()
+    trainer.fit()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert trainer.state_dict()["scaler"]["scale"] > 0

@@ -27,3 +27,20 @@ def temp_beside(path: str | Path) -> tuple[int, str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, new_file_mode())
     return fd, tmp
+
+
+def write_bytes_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write data (text as UTF-8) to a temporary file beside path, fsync, then rename over path:
+    readers see the old file or the new one, never a partial write; no temporary file is left."""
+    path = Path(path)
+    fd, tmp = temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

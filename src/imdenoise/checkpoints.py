@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from imdenoise.atomic import temp_beside
+from imdenoise.atomic import temp_beside, write_bytes_atomic
 from imdenoise.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -23,15 +23,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = temp_beside(path)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
@@ -48,7 +39,7 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _atomic_write_text(path.with_name(path.name + ".sha256"), digest + "\n")
+    write_bytes_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
     return path
 
 

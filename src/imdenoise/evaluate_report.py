@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from imdenoise.atomic import temp_beside
+from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import OutputExistsError
 from imdenoise.evaluate import EvaluationError, ImageRecord, Kept, records_as_dicts
 
@@ -57,19 +56,6 @@ def check_writable(paths: Sequence[Path | None], overwrite: bool) -> None:
             raise EvaluationError(f"{p}: folder {p.parent} does not exist")
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, then rename over the target."""
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe numbers: inf/nan become None."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -83,7 +69,7 @@ def write_json(path: Path, records: Sequence[ImageRecord], summary: Sequence[dic
     doc = {"protocol": "BENCHMARK.md (imdenoise eval)", "settings": settings,
            "summary": [{k: _clean(v) for k, v in row.items()} for row in summary],
            "images": [{k: _clean(v) for k, v in row.items()} for row in records_as_dicts(records)]}
-    return _atomic_write(Path(path), (json.dumps(doc, indent=2) + "\n").encode())
+    return write_bytes_atomic(Path(path), (json.dumps(doc, indent=2) + "\n").encode())
 
 
 def write_csv(path: Path, records: Sequence[ImageRecord]) -> Path:
@@ -95,7 +81,7 @@ def write_csv(path: Path, records: Sequence[ImageRecord]) -> Path:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return _atomic_write(Path(path), buf.getvalue().encode())
+    return write_bytes_atomic(Path(path), buf.getvalue().encode())
 
 
 def _slug(text: str) -> str:

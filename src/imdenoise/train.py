@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from imdenoise import checkpoints as ckpt
+from imdenoise.atomic import write_bytes_atomic
 from imdenoise.data import IndexStream
 from imdenoise.errors import ConfigError, ImDenoiseError
 from imdenoise.models.registry import build_model, get_architecture
@@ -61,8 +62,6 @@ class Trainer:
             if self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
                 raise ConfigError(f"run directory {self.run_dir} already exists: resume it with "
                                   f"`imdenoise train --resume {self.run_dir}` or choose another output_dir")
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(_yaml(cfg.model_dump(mode="json")))
         torch.manual_seed(cfg.optim.seed)
         self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
         if cfg.model.init_weights:
@@ -79,6 +78,8 @@ class Trainer:
         from imdenoise.losses import parse_loss
 
         self.loss_fn = parse_loss(cfg.optim.loss, cfg.optim.vgg_weights)
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is a no-op)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.optim.precision == "fp16")
         self.step = 0
         self.best_psnr = -math.inf
         self.history: list[dict[str, Any]] = []
@@ -90,6 +91,9 @@ class Trainer:
         if cfg.optim.compile:
             self.net = torch.compile(self.net)
         self.train_set, self.val_images = build_datasets(cfg)
+        if self.is_main:  # only once model and data are built: a failed start leaves no stale run folder
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.run_dir / "config.yaml", _yaml(cfg.model_dump(mode="json")))
 
     @property
     def is_main(self) -> bool:
@@ -103,6 +107,7 @@ class Trainer:
             "config": self.cfg.model_dump(mode="json"),
             "model": self.model.state_dict(),
             "ema": self.ema, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": self.history,
         }
 
@@ -116,6 +121,8 @@ class Trainer:
             self.ema = [t.to(self.device) for t in state["ema"]]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])
         self.history = list(state.get("history", []))
@@ -158,10 +165,12 @@ class Trainer:
             raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}: training diverged "
                                         f"(lower optim.lr or enable optim.grad_clip); last good checkpoint kept")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self._ema_update()
         return loss.item()
