@@ -1,12 +1,16 @@
 """Regenerate the README's quality table: our methods vs BM3D and the published DnCNN/FFDNet/DRUNet.
 
-    python benchmarks/quality.py                       # every available shipped model + bm3d, full sets
+    python benchmarks/quality.py --blind-too --readme README.md   # the README's table, in place
     python benchmarks/quality.py --methods bm3d --limit 2 --sets set12 --repeats 1
 
 Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluate` (true sigma given, 2 torch
-threads); published rows are the papers' figures copied from BENCHMARK.md and labelled as such.
-Seconds per 512x512 image: median of --repeats calls after one warm-up, sigma 25.
-Prints markdown; --output FILE also writes it, --json FILE the measured numbers.
+threads; with --blind-too also a row per model with sigma estimated from the image); published rows
+are the papers' figures copied from BENCHMARK.md and labelled as such. Seconds per 512x512 image:
+median of --repeats calls after one warm-up, sigma 25, for the measured rows and, in the same run,
+for the reference methods of --time-only (BM3D through the `bm3d` package, the DnCNN-17 architecture
+with random weights: speed does not depend on them), shown in their published rows.
+Prints markdown; --output FILE also writes it, --json FILE the measured numbers, --readme FILE
+replaces the table between the `<!-- quality-table -->` markers of that file.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ PUBLISHED = {
                "cbsd68": (34.30, 31.69, 28.51), "kodak24": (35.31, 32.89, 29.86)},
 }
 PUBLISHED_SIGMAS = (15.0, 25.0, 50.0)
+# --time-only methods: how to build each, and the published row its measured seconds belong to.
+TIME_ONLY_ROWS = {"bm3d": "BM3D / CBM3D", "dncnn": "DnCNN"}
+README_START, README_END = "<!-- quality-table:start -->", "<!-- quality-table:end -->"
 
 
 def default_methods() -> list[str]:
@@ -99,14 +106,73 @@ def seconds_512(denoiser, clean: np.ndarray, repeats: int) -> float | None:
     return statistics.median(times)
 
 
+def timing_denoiser(name: str, channels: int):
+    """A denoiser to time only: 'dncnn' is the DnCNN-17 architecture (random weights), else `load`."""
+    if name == "dncnn":
+        import torch
+
+        from imdenoise.inference import InferenceOptions, ModelDenoiser
+        from imdenoise.models.registry import build_model
+
+        torch.manual_seed(0)
+        return ModelDenoiser(build_model("dncnn", in_channels=channels), "dncnn", None, InferenceOptions(device="cpu"))
+    from imdenoise.inference import load
+
+    return load(name)
+
+
+def reference_seconds(names: list[str], sets: list[str], datasets: Path, repeats: int) -> dict[str, dict]:
+    """Seconds per 512x512 gray / color image of each time-only method, keyed by its published row."""
+    out: dict[str, dict] = {}
+    for name in names:
+        row = TIME_ONLY_ROWS.get(name)
+        if row is None:
+            raise SystemExit(f"error: --time-only {name!r}: choose from {', '.join(TIME_ONLY_ROWS)}")
+        if name == "bm3d" and not _has_bm3d():
+            print("note: bm3d is not installed; no BM3D timing", file=sys.stderr)
+            continue
+        out[row] = {}
+        for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
+            src = next((s for s in sets if s in pick), None)
+            if src is not None:
+                print(f"{name}: timing {kind} ...", file=sys.stderr)
+                out[row][kind] = seconds_512(timing_denoiser(name, ch), image_512(datasets / src, ch), repeats)
+    return out
+
+
+def _has_bm3d() -> bool:
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def replace_readme_table(readme: Path, text: str) -> None:
+    """Put `text` between the quality-table markers of the README (atomically); the markers must exist."""
+    from imdenoise.atomic import write_bytes_atomic
+
+    doc = readme.read_text()
+    start, end = doc.find(README_START), doc.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"error: {readme}: no {README_START} ... {README_END} markers to put the table between")
+    write_bytes_atomic(readme, doc[:start + len(README_START)] + "\n" + text + "\n" + doc[end:])
+
+
+def _seconds(value) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
 def _cell(values) -> str:
     if values is None:
         return "-"
     return " / ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
-def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | None) -> str:
-    """The markdown table: measured rows, then the published reference rows."""
+def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | None,
+          reference: dict[str, dict] | None = None) -> str:
+    """The markdown table: measured rows, then the published reference rows (with measured seconds)."""
+    reference = reference or {}
     head = ["method"] + [f"{SETS.get(s, s)} (sigma {' / '.join(f'{x:g}' for x in sigmas)})" for s in sets]
     head += ["s / 512x512 gray", "s / 512x512 color"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -115,7 +181,7 @@ def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | Non
         for s in sets:
             psnr = res["psnr"].get(s)
             cells.append(_cell(None if psnr is None else [psnr.get(x) for x in sigmas]))
-        cells += [f"{res['seconds'].get(c):.2f}" if res["seconds"].get(c) is not None else "-" for c in ("gray", "color")]
+        cells += [_seconds(res["seconds"].get(c)) for c in ("gray", "color")]
         lines.append("| " + " | ".join(cells) + " |")
     for name, figs in PUBLISHED.items():
         cells = [f"{name} (published)"]
@@ -123,11 +189,15 @@ def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | Non
             vals = figs.get(s)
             cells.append(_cell(None if vals is None else
                                [vals[PUBLISHED_SIGMAS.index(x)] if x in PUBLISHED_SIGMAS else None for x in sigmas]))
-        lines.append("| " + " | ".join(cells + ["-", "-"]) + " |")
-    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given unless marked blind); measured rows on "
+        secs = reference.get(name, {})
+        lines.append("| " + " | ".join(cells + [_seconds(secs.get(c)) for c in ("gray", "color")]) + " |")
+    timed = ", ".join(f"{row}: {'BM3D (`bm3d` package)' if row.startswith('BM3D') else 'the DnCNN-17 architecture'}"
+                      for row in reference)
+    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given; `blind`: estimated from the image); measured rows on "
             f"{'the first ' + str(limit) + ' images of each set' if limit else 'the full sets'}; "
-            "published rows: the papers' figures (BENCHMARK.md). Seconds: median per 512x512 image, "
-            "2 torch threads, this machine.")
+            "published rows: the papers' figures (BENCHMARK.md). Seconds: median per 512x512 image at sigma 25, "
+            "2 torch threads, this machine, measured in the same run"
+            + (f" (published rows' seconds: {timed}, timed here)." if timed else "."))
     return "\n".join(lines) + "\n" + note
 
 
@@ -143,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, help="also write the markdown table here")
     ap.add_argument("--json", type=Path, help="write the measured numbers here")
     ap.add_argument("--blind", action="store_true", help="methods estimate sigma themselves (not given the true one)")
+    ap.add_argument("--blind-too", action="store_true", help="a second row per model with sigma estimated")
+    ap.add_argument("--time-only", default=None,
+                    help=f"reference methods timed for the published rows (of: {', '.join(TIME_ONLY_ROWS)}; "
+                         "default: both with --readme, none otherwise)")
+    ap.add_argument("--readme", type=Path, help="replace the table between the quality-table markers of this file")
     args = ap.parse_args(argv)
 
     import torch
@@ -160,30 +235,42 @@ def main(argv: list[str] | None = None) -> int:
     names = [m.strip() for m in args.methods.split(",")] if args.methods else default_methods()
     if not names:
         print("note: no method available to measure; printing the published rows only", file=sys.stderr)
+    if args.readme and args.readme.is_file() and README_START not in args.readme.read_text():
+        print(f"error: {args.readme}: no {README_START} marker to put the table after", file=sys.stderr)
+        return 2
+    time_only = args.time_only if args.time_only is not None else (",".join(TIME_ONLY_ROWS) if args.readme else "")
+    variants = [args.blind] + ([True] if args.blind_too and not args.blind else [])
     measured: dict = {}
     try:
         for name in names:
             den = load(name)
-            res = {"psnr": {}, "seconds": {}}
-            for s in sets:
-                print(f"{name}: {s} ...", file=sys.stderr)
-                res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit, args.blind)
-            for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
-                src = next((s for s in sets if s in pick), None)
-                if src is not None:
-                    res["seconds"][kind] = seconds_512(den, image_512(args.datasets / src, ch), args.repeats)
-            measured[name] = res
+            for blind in variants:
+                label = f"{name}, blind" if blind else name
+                res = {"psnr": {}, "seconds": {}}
+                for s in sets:
+                    print(f"{label}: {s} ...", file=sys.stderr)
+                    res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit, blind)
+                if not blind or len(variants) == 1:  # the estimate's cost is timed with the true-sigma row
+                    for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
+                        src = next((s for s in sets if s in pick), None)
+                        if src is not None:
+                            res["seconds"][kind] = seconds_512(den, image_512(args.datasets / src, ch), args.repeats)
+                measured[label] = res
+        reference = reference_seconds([t.strip() for t in time_only.split(",") if t.strip()], sets,
+                                      args.datasets, args.repeats)
     except ImDenoiseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.blind:
-        measured = {f"{k}, blind": v for k, v in measured.items()}
-    text = table(measured, sets, sigmas, args.limit)
+    text = table(measured, sets, sigmas, args.limit, reference)
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
+    if args.readme:
+        replace_readme_table(args.readme, text)
+        print(f"wrote the table into {args.readme}", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps({"limit": args.limit, "sigmas": sigmas, "measured": measured}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"limit": args.limit, "sigmas": sigmas, "measured": measured,
+                                         "reference_seconds": reference}, indent=2) + "\n")
     return 0
 
 

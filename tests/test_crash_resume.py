@@ -1,9 +1,11 @@
 """Training survives being killed: SIGKILL while checkpointing, then `--resume` finishes the run.
 
-A tiny U-Net run (`model.config.widths: [8, 16]`, 64x64 images, patch 32, batch 4) checkpoints every
-step in a subprocess; the test kills it (SIGKILL, no clean-up possible) as soon as two checkpoints
-exist, so it usually dies in the middle of writing one. `imdenoise train --resume RUN_DIR` must then
-start from the newest intact checkpoint and finish. A checkpoint whose bytes were flipped, one
+A small U-Net run (`model.config.widths: [48, 96]`, 64x64 images, patch 32, batch 4; checkpoints of
+about 7 MB) checkpoints every step in a subprocess; the test kills it (SIGKILL, no clean-up possible)
+while a checkpoint's temporary file exists, i.e. in the middle of writing it, and checks that the
+torn temporary file was indeed left behind (retrying, by resuming, until a kill lands mid-write).
+`imdenoise train --resume RUN_DIR` must then remove the torn write, start from the newest intact
+checkpoint and finish. A checkpoint whose bytes were flipped, one
 without its checksum sidecar (killed between the rename and the sidecar) and a truncated one are
 each detected by checksum, reported, and skipped in favour of the previous one.
 """
@@ -46,7 +48,7 @@ def _images(folder: Path) -> Path:
 def _config(tmp: Path, images: Path) -> Path:
     raw = {
         "name": "crash", "output_dir": str(tmp / "run"),
-        "model": {"architecture": "unet", "config": {"widths": [8, 16]}},
+        "model": {"architecture": "unet", "config": {"widths": [48, 96]}},
         "data": {"train": [str(images)], "channels": 1, "noise": ["gaussian:25"], "patch_size": 32,
                  "batch_size": 4, "workers": 0, "holdout": 2, "val_limit": 2},
         "optim": {"steps": 100_000, "lr": 1e-3, "precision": "fp32", "threads": 1},
@@ -72,21 +74,37 @@ def killed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("crash")
     cfg = _config(tmp, _images(tmp / "images"))
     run = tmp / "run"
-    with open(tmp / "first.log", "w") as log:
-        proc = subprocess.Popen([PY, "-m", "imdenoise", "train", str(cfg)], stdout=log, stderr=subprocess.STDOUT,
-                                env=_env(), cwd=tmp)
+    for attempt in range(8):
+        cmd = ["train", str(cfg)] if attempt == 0 else ["train", "--resume", str(run)]
+        _kill_mid_write([PY, "-m", "imdenoise", *cmd], run, tmp / f"attempt{attempt}.log")
+        if _torn_writes(run):
+            break
+    assert _torn_writes(run), "no SIGKILL landed in the middle of a checkpoint write in 8 attempts"
+    return run
+
+
+def _torn_writes(run: Path) -> list[Path]:
+    return sorted((run / "checkpoints").glob(".ckpt-*.tmp"))
+
+
+def _kill_mid_write(cmd: list[str], run: Path, log_path: Path) -> None:
+    """Start the training command; SIGKILL it once three checkpoints exist and a write is under way."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=run.parent)
         deadline = time.monotonic() + 300
         try:
-            while len(list((run / "checkpoints").glob("ckpt-*.pt"))) < 2:
-                assert proc.poll() is None, (tmp / "first.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "no checkpoints after 300 s"
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)  # at once: the next checkpoint is usually being written
+            while True:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no checkpoint write caught after 300 s"
+                folder = run / "checkpoints"
+                if folder.is_dir() and len(list(folder.glob("ckpt-*.pt"))) >= 3 and _torn_writes(run):
+                    proc.send_signal(signal.SIGKILL)  # a temporary file exists: a write is under way
+                    break
+                time.sleep(0.001)
         finally:
             proc.kill()
             proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    return run
 
 
 def _resume(run: Path, steps: int) -> subprocess.CompletedProcess:
@@ -96,6 +114,8 @@ def _resume(run: Path, steps: int) -> subprocess.CompletedProcess:
 
 def test_killed_run_resumes_from_last_intact_checkpoint(killed_run: Path, tmp_path: Path) -> None:
     run = shutil.copytree(killed_run, tmp_path / "run")
+    torn = _torn_writes(run)
+    assert torn  # the kill landed mid-write
     good = ckpt.latest_good(run)
     assert good is not None
     start = _step(good)
@@ -106,6 +126,7 @@ def test_killed_run_resumes_from_last_intact_checkpoint(killed_run: Path, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert f"resumed {good} at step {start}" in proc.stderr, proc.stderr[-3000:]
+    assert not _torn_writes(run) and all(f"removing {t}" in proc.stderr for t in torn), proc.stderr[-3000:]
     assert (run / "crash.safetensors").is_file() and "weights:" in proc.stdout
     final = ckpt.latest_good(run)
     assert final is not None and _step(final) == target

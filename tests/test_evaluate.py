@@ -236,6 +236,20 @@ def test_quality_benchmark_smoke(tmp_path: Path, gray_image: np.ndarray, color_i
     text = md.read_text()
     assert "| mean (measured) |" in text and "| DRUNet (published) | 33.25 / 30.94 / 27.90 | 35.31 / 32.89 / 29.86" in text
     assert quality.main(["--methods", "mean", "--sets", "nosuchset", "--datasets", str(tmp_path)]) == 2
+    # --readme: the table goes between the markers, the rest of the file is kept; blind rows; reference seconds
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{quality.README_START}\nold table\n{quality.README_END}\noutro\n")
+    rc = quality.main(["--methods", "mean", "--sets", "set12", "--datasets", str(tmp_path), "--limit", "1",
+                       "--repeats", "1", "--blind-too", "--time-only", "dncnn", "--readme", str(readme)])
+    assert rc == 0
+    doc = readme.read_text()
+    assert doc.startswith("intro\n") and doc.endswith(f"{quality.README_END}\noutro\n") and "old table" not in doc
+    assert "| mean (measured) |" in doc and "| mean, blind (measured) |" in doc
+    dncnn_row = next(line for line in doc.splitlines() if line.startswith("| DnCNN (published)"))
+    assert float(dncnn_row.rstrip(" |").split("|")[-2]) > 0  # gray seconds measured in this run
+    readme.write_text("no markers\n")
+    assert quality.main(["--methods", "mean", "--sets", "set12", "--datasets", str(tmp_path),
+                         "--readme", str(readme)]) == 2
 
 
 @pytest.mark.slow

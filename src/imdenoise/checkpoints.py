@@ -77,6 +77,15 @@ def latest_good(run_dir: Path) -> Path | None:
     return None
 
 
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that a killed run never finished; return them."""
+    stale = sorted((run_dir / "checkpoints").glob(".*.tmp"))
+    for path in stale:
+        log.warning("removing %s: an unfinished checkpoint write of a stopped run", path)
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def prune(run_dir: Path, keep_last: int) -> None:
     """Delete all but the newest `keep_last` step checkpoints (best.pt is kept apart)."""
     for path in step_checkpoints(run_dir)[:-keep_last]:

@@ -112,6 +112,8 @@ class Trainer:
         }
 
     def _resume(self) -> None:
+        if self.is_main:
+            ckpt.remove_stale_temps(self.run_dir)
         path = ckpt.latest_good(self.run_dir)
         if path is None:
             raise ConfigError(f"{self.run_dir}: no intact checkpoint to resume from")
