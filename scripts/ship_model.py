@@ -6,6 +6,10 @@ Reads the run's EMA weights (`RUN/NAME.safetensors`, written by `imdenoise train
 training log; stores the weights in half precision (loaded back as float32) with the measured PSNR
 table of `benchmarks/quality.py --json` in the card; writes `src/imdenoise/weights/NAME.safetensors`,
 `NAME.md` (the human-readable model card) and copies the training log to `training-logs/NAME/`.
+
+A run that continued a shipped model (`model.init_weights` in its recipe) is a further training
+stage: the card counts the steps and CPU-hours of every stage, and the run's config and log go to
+`training-logs/NAME/stage-K/` beside the earlier stages' logs, which are kept.
 """
 
 from __future__ import annotations
@@ -62,6 +66,17 @@ def main() -> None:
 
     cfg = yaml.safe_load(cfg_text)
     hours, steps = cpu_hours(args.run / "train_log.jsonl", cfg["optim"].get("threads") or 2)
+    run_steps, run_hours = steps, hours
+    logs = ROOT / "training-logs" / args.name
+    stage_dir = logs
+    init = (cfg.get("model") or {}).get("init_weights")
+    if init:  # a further stage of an earlier model: count its training too, keep its logs
+        from imdenoise.weights_io import read_card
+
+        parent = read_card(ROOT / init if not Path(init).is_absolute() else Path(init))
+        steps, hours = parent.training_steps + run_steps, parent.cpu_hours + run_hours
+        stage = 2 + sum(1 for d in logs.glob("stage-*") if d.is_dir())
+        stage_dir = logs / f"stage-{stage}"
     card_data = card.model_dump(mode="json")
     card_data.update(
         name=args.name, version="1.0", cpu_hours=round(hours, 2), training_steps=steps,
@@ -71,23 +86,24 @@ def main() -> None:
     )
     card = ModelCard(**card_data)
     out = save_weights(SHIPPED_DIR / f"{args.name}.safetensors", model, card, dtype=torch.float16)
-    logs = ROOT / "training-logs" / args.name
-    logs.mkdir(parents=True, exist_ok=True)
+    stage_dir.mkdir(parents=True, exist_ok=True)
     for f in ("config.yaml", "train_log.jsonl"):
-        shutil.copy2(args.run / f, logs / f)
+        shutil.copy2(args.run / f, stage_dir / f)
     md = [f"# Model card: `{args.name}`", "", card.description, "",
           f"- architecture: `{card.architecture}` {json.dumps(card.config)}",
           f"- parameters: {card.parameters:,}; channels: {card.in_channels}; noise range (sigma, 0-255): {card.noise_range}",
           f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
           f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; log: "
-          f"`training-logs/{args.name}/train_log.jsonl`",
+          f"`training-logs/{args.name}/train_log.jsonl`"
+          + (f"; its last {run_steps} steps ({run_hours:.1f} CPU-hours) continued `{init}` with the recipe and log "
+             f"in `{stage_dir.relative_to(ROOT)}/`" if init else ""),
           f"- storage: float16 safetensors, loaded as float32; version {card.version}",
           "", "## Measured PSNR (dB), BENCHMARK.md protocol", "",
           f"Command: `{args.command}`", "", "| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]
     for k, v in card.psnr.items():
         md.append(f"| {k} | {v:.2f} | {card_data['psnr_blind'].get(k, float('nan')):.2f} |")
     (SHIPPED_DIR / f"{args.name}.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), {SHIPPED_DIR / (args.name + '.md')}, {logs}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), {SHIPPED_DIR / (args.name + '.md')}, {stage_dir}")
 
 
 if __name__ == "__main__":
