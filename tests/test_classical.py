@@ -100,3 +100,62 @@ def test_bm3d_missing_package(monkeypatch: pytest.MonkeyPatch, crop: np.ndarray)
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImDenoiseError, match=r"pip install 'imdenoise\[bm3d\]'"):
         get_classical("bm3d").denoise(crop, sigma=25)
+
+
+TINY_SHAPES = [(1, 1), (1, 1, 3), (1, 37), (37, 1), (2, 2), (2, 2, 3), (4, 4), (8, 8), (8, 8, 3), (1, 7, 3),
+               (8, 40), (15, 15, 3)]
+
+_TINY_SCRIPT = """
+import sys, warnings
+import numpy as np
+from imdenoise.classical import CLASSICAL_METHODS, get_classical
+warnings.simplefilter("error")  # e.g. pywt's "all coefficients will experience boundary effects"
+rng = np.random.default_rng(0)
+for name in sorted(CLASSICAL_METHODS):
+    for shape in SHAPES:
+        for sigma in (10, 60):
+            img = rng.random(shape).astype(np.float32)
+            out = get_classical(name).denoise(img, sigma=sigma)
+            assert out.shape == img.shape and out.dtype == np.float32, (name, shape, out.shape)
+            assert np.all(np.isfinite(out)), (name, shape)
+            print(name, shape, sigma, "ok", flush=True)
+print("ALL OK")
+"""
+
+
+def test_every_method_is_sound_on_tiny_and_thin_images() -> None:
+    """1x1, 1xN, Nx1, 2x2, 4x4, 8x8 (gray and color) through every classical method, in a subprocess:
+    before the fix bm3d raised ValueError below 8x8 and segfaulted at 8x8, which would kill pytest."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("bm3d")
+    script = _TINY_SCRIPT.replace("SHAPES", repr(TINY_SHAPES))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    last = (proc.stdout.strip().splitlines() or ["(nothing)"])[-1]
+    assert proc.returncode == 0 and "ALL OK" in proc.stdout, (
+        f"rc {proc.returncode} after {last!r}: {proc.stderr[-1500:]}")
+
+
+def test_bm3d_tiny_image_is_cropped_back_and_denoised() -> None:
+    """The padded bm3d output is the input's size, and still removes noise from a flat patch."""
+    pytest.importorskip("bm3d")
+    rng = np.random.default_rng(5)
+    clean = np.full((5, 6, 1), 0.5, np.float32)
+    noisy = (clean + rng.normal(0, 25 / 255, clean.shape)).astype(np.float32)
+    out = get_classical("bm3d").denoise(noisy, sigma=25)
+    assert out.shape == clean.shape
+    assert np.abs(out - clean).mean() < np.abs(noisy - clean).mean()
+
+
+def test_bm3d_gray_stored_as_rgb_or_flat_is_not_nan(crop: np.ndarray) -> None:
+    """bm3d_rgb divides by each YCbCr channel's range: gray-as-RGB (constant chroma) came back all NaN."""
+    pytest.importorskip("bm3d")
+    clean = np.repeat(crop[:48, :48], 3, axis=-1)
+    noisy = benchmark_noisy(clean[..., :1], 25, 3).repeat(3, axis=-1)
+    out = get_classical("bm3d").denoise(noisy, sigma=25)
+    assert np.all(np.isfinite(out)) and out.shape == clean.shape
+    assert psnr_uint8(_u8(clean), _u8(out)) > psnr_uint8(_u8(clean), _u8(noisy)) + 3
+    flat = np.full((20, 20, 3), 0.4, np.float32)
+    flat[..., 0] = 0.6  # constant luma and chroma: nothing to denoise
+    assert np.allclose(get_classical("bm3d").denoise(flat, sigma=25), flat, atol=1e-6)

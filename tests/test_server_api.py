@@ -6,6 +6,7 @@ import asyncio
 import io
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -219,7 +220,93 @@ def test_413_pixels(noisy_gray):
 @pytest.mark.parametrize("data,ctype", [(b"hello world", "text/plain"), (b"GIF89a" + bytes(40), "image/gif"),
                                         (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml")])
 def test_415_unsupported_type(client, data, ctype):
-    assert_error(post(client, data, name="x.png", ctype=ctype), 415, "PNG, JPEG or TIFF")
+    assert_error(post(client, data, name="x.png", ctype=ctype), 415, "PNG, JPEG, TIFF, BMP or NPY")
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def test_bmp_and_npy_uploads_are_accepted(client, noisy_gray):
+    """What imdenoise.io reads, the server takes (README "Security"): BMP and NPY, sniffed by content."""
+    noisy = noisy_gray[1]
+    buf = io.BytesIO()
+    Image.fromarray(np.round(noisy[..., 0] * 255).astype(np.uint8)).save(buf, "BMP")
+    for data, name in ((buf.getvalue(), "x.bin"), (npy_bytes(noisy[..., 0].astype(np.float32)), "x.png")):
+        r = post(client, data, name=name, ctype="application/octet-stream", method=FAST, sigma=20)
+        assert r.status_code == 200, r.text
+        assert decode(r.content).shape == noisy.shape
+        assert client.post("/api/v1/preview", files={"image": (name, data, "image/bmp")}).status_code == 200
+
+
+def test_npy_pixel_bomb_is_refused_from_its_header(client):
+    """An NPY header claiming 100000x100000 samples: 413 before anything is allocated or decoded."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000), }"
+    header += " " * (118 - len(header)) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(64)
+    assert_error(post(client, data, method=FAST, sigma=10), 413, "megapixels")
+    assert_error(post(client, b"BM" + bytes(60), method=FAST, sigma=10), 400, "uploaded image")
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (1, 1), (2, 2, 3), (1, 40), (40, 1), (5, 7, 3)])
+def test_bm3d_on_tiny_images_is_200(client, shape):
+    """4x4 gave 500 (bm3d: "Image cannot be smaller than block size!"); 8x8 killed the server (segfault,
+    checked in a real server process in test_server_load.py)."""
+    arr = np.random.default_rng(3).random(shape).astype(np.float32)
+    r = post(client, png_bytes(arr if arr.ndim == 3 else arr[..., None]), method="bm3d", sigma=10)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-imdenoise-size"] == f"{shape[1]}x{shape[0]}"
+    assert decode(r.content).shape[:2] == shape[:2]
+
+
+def test_given_sigma_is_never_estimated(client):
+    """A 1x500 strip cannot be estimated, and need not be when the client gives sigma."""
+    strip = png_bytes(np.random.default_rng(4).random((1, 500, 1)))
+    r = post(client, strip, method=FAST, sigma=20)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-imdenoise-sigma"] == "20.00"
+    assert "x-imdenoise-sigma-estimated" not in r.headers
+    assert_error(post(client, strip, method=FAST), 400, "give sigma explicitly")  # blind: it must estimate
+
+
+def test_reported_sigma_is_the_level_the_model_used(client, gray_image):
+    """A blind shipped model clamps the estimate to its trained range (0-55): the header said 71.7."""
+    from imdenoise.inference import available_methods, load
+
+    if "default" not in available_methods():
+        pytest.skip("no shipped models in this installation")
+    clean = gray_image[:64, :64]
+    data = png_bytes(0.3 + 0.4 * clean + np.random.default_rng(8).normal(0, 80 / 255, clean.shape).astype(np.float32))
+    r = post(client, data, method="default")
+    assert r.status_code == 200, r.text
+    estimated, used = float(r.headers["x-imdenoise-sigma-estimated"]), float(r.headers["x-imdenoise-sigma"])
+    hi = load("gray").noise_range[1]
+    assert estimated > hi + 5 and used == hi, (estimated, used)
+    again = post(client, data, method="default", sigma=used)  # the same result when that level is given
+    assert again.content == r.content
+    assert post(client, data, method=FAST).headers["x-imdenoise-sigma"] == r.headers["x-imdenoise-sigma-estimated"]
+
+
+def test_plan_sigma_per_kind_of_method():
+    """What is estimated, passed and reported, for each kind of method (no heavy model needed)."""
+    from types import SimpleNamespace
+
+    from imdenoise.server_jobs import plan_sigma
+
+    img = np.random.default_rng(0).normal(0.5, 30 / 255, (64, 64, 1)).astype(np.float32)
+    net = SimpleNamespace(model=SimpleNamespace(noise_conditioned=True), noise_range=(0.0, 20.0))
+    blind_net = SimpleNamespace(model=SimpleNamespace(noise_conditioned=False), noise_range=(0.0, 55.0))
+    plan = plan_sigma(net, "model", img, None)
+    assert plan.estimated > 25 and plan.given == plan.used == 20.0
+    assert plan_sigma(net, "model", img, 40.0) == type(plan)(None, 40.0, 40.0)
+    assert plan_sigma(SimpleNamespace(pick=lambda _: net), "model", img, None).used == 20.0  # 'default'
+    assert plan_sigma(blind_net, "model", img, None).used is None
+    assert plan_sigma(object(), "zeroshot", img, 10.0).used is None
+    assert plan_sigma(object(), "zeroshot", img[:1], None) == type(plan)(None, None, None)  # no estimate needed
+    classical = plan_sigma(object(), "classical", img, None)
+    assert classical.estimated == classical.given == classical.used
 
 
 @pytest.mark.parametrize("form,words", [
@@ -330,13 +417,25 @@ def test_methods_allow_list(noisy_gray):
         assert post(c, noisy_gray[2]).headers["x-imdenoise-method"] == "gaussian"  # the default
 
 
-def test_cli_serve_registered_and_validates(capsys):
+def test_cli_serve_registered_and_validates(capsys, monkeypatch):
+    import uvicorn
+
     from imdenoise.cli.main import main
+
+    def never(*_a, **_k):
+        raise AssertionError("the server was started despite invalid options")
+
+    monkeypatch.setattr(uvicorn, "run", never)
 
     with pytest.raises(SystemExit) as exc:
         main(["serve", "--max-jobs", "0"])
     assert exc.value.code == 2
     assert "--max-jobs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # accepted silently before: a server offering nothing
+        main(["serve", "--methods", "bogus,mean,nope"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1, err
+    assert "'bogus', 'nope'" in err and "valid names:" in err and "gaussian" in err and "'mean'" not in err
     try:
         main(["serve", "--help"])
     except SystemExit as stop:
@@ -355,16 +454,74 @@ except ImportError:  # pragma: no cover - schemathesis is in the dev extra
     schemathesis = None
 
 if schemathesis is not None:
-    FUZZ_APP = create_app(ServerSettings(methods=["gaussian", "mean"], timeout=20, max_pixels=1_000_000))
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from imdenoise.inference import available_methods
+
+    SLOW = {"zeroshot"}  # trains a network per image: seconds to minutes
+    FUZZ_METHODS = [m for m in available_methods() if m not in SLOW]  # bm3d included: safe on any size now
+    # Tiny images only (max_pixels 4096), so every method, bm3d and the shipped U-Nets included, answers
+    # in well under a second per example: the whole fuzz run stays under a minute on a loaded machine.
+    FUZZ_APP = create_app(ServerSettings(methods=FUZZ_METHODS, timeout=20, max_pixels=4096, max_bytes=65536))
     FUZZ_SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", FUZZ_APP)
+    TINY_APP = create_app(ServerSettings(methods=FUZZ_METHODS, timeout=20, max_pixels=4096, max_bytes=65536))
+
+    def _no_unintended_5xx(status: int, text: str, body: Any) -> None:
+        assert status < 500 or status == 503, text
+        if status >= 400:
+            assert set(body) == {"error"}, text
 
     @FUZZ_SCHEMA.parametrize()
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     def test_fuzz_api_from_openapi_has_no_unintended_5xx(case):
+        """Every route from its OpenAPI schema (random bodies, options and headers)."""
         response = case.call()
-        assert response.status_code < 500 or response.status_code == 503, response.text
-        if response.status_code >= 400:
-            assert set(response.json()) == {"error"}, response.text
+        _no_unintended_5xx(response.status_code, response.text,
+                           response.json() if response.status_code >= 400 else None)
+
+    @st.composite
+    def tiny_uploads(draw):
+        """A real tiny image (1-12 px sides, gray or RGB, 8 or 16 bit, PNG/TIFF/BMP/NPY) and options."""
+        h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+        channels = draw(st.sampled_from([1, 3]))
+        fmt = draw(st.sampled_from(["png", "tiff", "bmp", "npy"]))
+        pil_rgb = fmt in ("png", "bmp") and channels == 3 or fmt == "bmp"  # Pillow writes these 8-bit only
+        depth = np.uint8 if pil_rgb else draw(st.sampled_from([np.uint8, np.uint16]))
+        seed = draw(st.integers(0, 2**16))
+        arr = np.random.default_rng(seed).integers(0, np.iinfo(depth).max, (h, w, channels), endpoint=True)
+        arr = arr.astype(depth)[..., 0] if channels == 1 else arr.astype(depth)
+        buf = io.BytesIO()
+        if fmt == "tiff":
+            import tifffile
+
+            tifffile.imwrite(buf, arr)
+        elif fmt == "npy":
+            np.save(buf, arr, allow_pickle=False)
+        else:
+            Image.fromarray(arr).save(buf, fmt.upper())
+        form = {"method": draw(st.sampled_from(FUZZ_METHODS)), "format": draw(st.sampled_from(["png", "tiff"]))}
+        sigma = draw(st.none() | st.floats(0, 255, allow_nan=False))
+        if sigma is not None:
+            form["sigma"] = str(sigma)
+        return buf.getvalue(), form
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(upload=tiny_uploads())
+    def test_fuzz_every_method_on_tiny_images_has_no_unintended_5xx(upload):
+        """Valid tiny images (1x1, strips, 2x2, ...) through every method but the slow ones, blind or with
+        any sigma: 200, or a 4xx naming the problem (e.g. a strip too thin to estimate), never a 5xx."""
+        data, form = upload
+        # no `with`: the lifespan's exit would shut the shared job pool (every later request: 503)
+        c = TestClient(TINY_APP, raise_server_exceptions=False)
+        r = c.post("/api/v1/denoise", files={"image": ("x", data, "application/octet-stream")}, data=form)
+        _no_unintended_5xx(r.status_code, r.text, r.json() if r.status_code >= 400 else None)
+        assert r.status_code in (200, 400), (form, r.status_code, r.text)  # one client, no load: never busy
+        if r.status_code == 400:
+            msg = r.json()["error"]  # a strip too thin to estimate, blind; a gray image for the color model
+            assert ("give sigma explicitly" in msg and "sigma" not in form) or "channel" in msg, r.text
+        if r.status_code == 200:
+            assert r.content[:4] in (b"\x89PNG", b"II*\x00", b"MM\x00*"), r.content[:8]
 else:  # pragma: no cover
     @pytest.mark.skip(reason="schemathesis is not installed (pip install -e '.[dev]')")
     def test_fuzz_api_from_openapi_has_no_unintended_5xx():

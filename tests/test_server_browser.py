@@ -144,7 +144,7 @@ def test_page_reports_errors(server, browser, tmp_path):
     page.set_input_files("#file", str(bad))
     page.click("#denoise")
     page.wait_for_selector("#error", state="visible", timeout=30_000)
-    assert "PNG, JPEG or TIFF" in page.inner_text("#error")
+    assert "PNG, JPEG, TIFF, BMP or NPY" in page.inner_text("#error")
     assert page.is_hidden("#result")
     page.close()
 

@@ -134,3 +134,44 @@ def test_32_clients_every_request_answered_memory_bounded(server):
     # and it still serves normally once the burst is over
     assert httpx.post(f"{base}/api/v1/denoise", files={"image": ("x.png", images[0], "image/png")},
                       data={"method": METHOD}, timeout=60).status_code == 200
+
+
+def test_bm3d_on_tiny_images_does_not_kill_the_server():
+    """An 8x8 upload with method=bm3d segfaulted the bm3d package and killed the whole server process;
+    4x4 gave 500. Now each is denoised (padded to bm3d's safe size) and the server stays up."""
+    pytest.importorskip("bm3d")
+    port = free_port()
+    cmd = [sys.executable, "-m", "imdenoise", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--methods", "bm3d,gaussian", "--timeout", "60", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        rng = np.random.default_rng(0)
+        for shape in ((8, 8), (4, 4), (8, 8, 3), (1, 1)):
+            buf = io.BytesIO()
+            Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(buf, "PNG")
+            try:
+                r = httpx.post(f"{base}/api/v1/denoise", files={"image": ("t.png", buf.getvalue(), "image/png")},
+                               data={"method": "bm3d", "sigma": "10"}, timeout=60)
+            except httpx.HTTPError as exc:
+                pytest.fail(f"{shape}: no answer ({type(exc).__name__}); server rc {proc.poll()}")
+            assert r.status_code == 200, (shape, r.status_code, r.text)
+            assert r.headers["x-imdenoise-size"] == f"{shape[1]}x{shape[0]}"
+        assert proc.poll() is None
+        assert httpx.get(f"{base}/health", timeout=10).json()["status"] == "ok"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

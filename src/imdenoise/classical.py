@@ -23,6 +23,9 @@ class ClassicalDenoiser:
     """Base: shape handling, sigma (given or estimated) and parameter choice; subclasses filter."""
 
     name: ClassVar[str] = ""
+    # Smallest height and width the filter is sound on; smaller images are mirrored out to this size
+    # (symmetric padding) and cropped back. 1 = no padding needed.
+    min_side: ClassVar[int] = 1
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Denoised float32 image of the input's shape; sigma on the 0-255 scale, None = estimate."""
@@ -39,11 +42,26 @@ class ClassicalDenoiser:
         sigma = checked_sigma(sigma, self.name)
         if sigma == 0:
             return arr.copy()
-        out = np.asarray(self._denoise(hwc, float(sigma)), dtype=np.float32).reshape(hwc.shape)
-        return out.reshape(arr.shape)
+        padded, (h, w) = pad_to_min_side(hwc, self.min_side)
+        out = np.asarray(self._denoise(padded, float(sigma)), dtype=np.float32).reshape(padded.shape)
+        return np.ascontiguousarray(out[:h, :w]).reshape(arr.shape)
 
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         raise NotImplementedError
+
+
+def pad_to_min_side(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(image mirrored at its bottom/right edges to at least min_side x min_side, original (h, w)).
+
+    Symmetric (edge-repeating) padding works for any size, a 1x1 image included; crop the result
+    with ``out[:h, :w]``. The image itself is returned when it is big enough.
+    """
+    h, w = image.shape[:2]
+    ph, pw = max(0, min_side - h), max(0, min_side - w)
+    if not (ph or pw):
+        return image, (h, w)
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pad, mode="symmetric"), (h, w)
 
 
 @dataclass
@@ -95,6 +113,7 @@ class WaveletDenoiser(ClassicalDenoiser):
     wavelet: str = "db2"
     levels: int | None = None
     name: ClassVar[str] = "wavelet"
+    min_side: ClassVar[int] = 8  # below it pywt warns that every coefficient has boundary effects
 
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         from skimage.restoration import denoise_wavelet
@@ -152,6 +171,11 @@ class BM3DDenoiser(ClassicalDenoiser):
 
     profile: str = "np"
     name: ClassVar[str] = "bm3d"
+    # The bm3d package raises ValueError below its 8x8 block and segfaults at exactly 8x8 (gray and
+    # color, any sigma; bm3d 4.0.3). Every size from 9x9 to 20x20, strips 9xN and Nx9 and color were
+    # run in a subprocess without a crash; 16 keeps a margin. tests/test_classical.py checks the
+    # small sizes in a subprocess, so a regression shows as a failed test, not a dead test run.
+    min_side: ClassVar[int] = 16
 
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         try:
@@ -159,11 +183,25 @@ class BM3DDenoiser(ClassicalDenoiser):
         except ImportError:
             raise ImDenoiseError("the bm3d method needs the optional 'bm3d' package: "
                                  "pip install 'imdenoise[bm3d]'") from None
-        if image.shape[2] == 3:
-            return bm3d.bm3d_rgb(image.astype(np.float64), sigma_psd=sigma / 255, profile=self.profile)
-        planes = [bm3d.bm3d(image[..., c].astype(np.float64), sigma_psd=sigma / 255, profile=self.profile)
-                  for c in range(image.shape[2])]
-        return np.stack([np.asarray(p).reshape(image.shape[:2]) for p in planes], axis=-1)
+        c = image.shape[2]
+        if c > 1 and all(np.array_equal(image[..., 0], image[..., k]) for k in range(1, c)):
+            plane = self._gray(bm3d, image[..., 0], sigma)  # gray stored as RGB: its chroma is constant
+            return np.repeat(plane[..., None], c, axis=-1)
+        if c == 3:
+            # bm3d_rgb scales each YCbCr channel by its range: a constant one gives 0/0 = NaN everywhere
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.asarray(bm3d.bm3d_rgb(image.astype(np.float64), sigma_psd=sigma / 255,
+                                               profile=self.profile))
+            if np.all(np.isfinite(out)):
+                return out
+        return np.stack([self._gray(bm3d, image[..., k], sigma) for k in range(c)], axis=-1)
+
+    def _gray(self, bm3d: Any, plane: np.ndarray, sigma: float) -> np.ndarray:
+        """One HxW plane through gray BM3D; a constant plane has no noise to remove and is kept."""
+        if np.ptp(plane) == 0:
+            return plane.astype(np.float64)
+        out = bm3d.bm3d(plane.astype(np.float64), sigma_psd=sigma / 255, profile=self.profile)
+        return np.asarray(out).reshape(plane.shape)
 
 
 CLASSICAL_METHODS: dict[str, type[ClassicalDenoiser]] = {

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imdenoise import __version__
 from imdenoise.errors import ImageTooLargeError, ImDenoiseError, UnknownMethodError
 from imdenoise.server_jobs import (
-    ImageJob, JobResult, JobRunner, ModelCache, ServerSettings, ServiceError, sniff,
+    ACCEPTED, ImageJob, JobResult, JobRunner, ModelCache, ServerSettings, ServiceError, sniff,
 )
 
 log = logging.getLogger("imdenoise.server")
@@ -45,7 +45,7 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "not a readable image", "model": ErrorBody},
     413: {"description": "upload or image too large", "model": ErrorBody},
-    415: {"description": "unsupported file type (send PNG, JPEG or TIFF)", "model": ErrorBody},
+    415: {"description": "unsupported file type (send PNG, JPEG, TIFF, BMP or NPY)", "model": ErrorBody},
     422: {"description": "invalid options", "model": ErrorBody},
     503: {"description": "busy (Retry-After) or time limit exceeded", "model": ErrorBody},
 }
@@ -139,7 +139,7 @@ async def _read_upload(image: UploadFile, settings: ServerSettings) -> tuple[byt
     kind = sniff(data)
     if kind is None:
         declared = (image.content_type or "unknown")[:60]
-        raise ServiceError(415, f"unsupported file type (declared {declared!r}); send a PNG, JPEG or TIFF image")
+        raise ServiceError(415, f"unsupported file type (declared {declared!r}); send a {ACCEPTED} image")
     return data, kind
 
 
@@ -277,7 +277,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                              "X-Imdenoise-Time-Ms headers"}, **ERROR_RESPONSES})
     async def denoise(
         request: Request,
-        image: Annotated[UploadFile, File(description="PNG, JPEG or TIFF (8/16-bit or float), gray or color")],
+        image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or NPY (8/16-bit or float), gray or color")],
         method: Annotated[str | None, Form(max_length=64, description="a name from GET /api/v1/models")] = None,
         sigma: Annotated[float | None, Form(ge=0, le=255, description="noise level 0-255; omit for auto")] = None,
         format: Annotated[Literal["png", "tiff"], Form(description="png, or tiff (keeps float)")] = "png",
@@ -288,9 +288,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             raise ServiceError(422, f"unknown method {method!r}; choose one of: {', '.join(models.names())}")
         data, kind = await _read_upload(image, settings)
         job = ImageJob(data, kind, settings)
-        classical = models.kind(name) == "classical"
+        kind_of = models.kind(name)
         result = await _run(request, lambda deadline: job.denoise(deadline, lambda: models.get(name), sigma, format,
-                                                                  reuse_estimate=classical))
+                                                                  kind=kind_of))
         log.info("denoised %dx%d %s with %s in %.2f s", result.width, result.height, kind, name, result.seconds)
         return _result_response(result, name)
 
@@ -298,7 +298,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         200: {"content": {"image/png": {}}, "description": "the upload as an 8-bit PNG"}, **ERROR_RESPONSES})
     async def preview(
         request: Request,
-        image: Annotated[UploadFile, File(description="PNG, JPEG or TIFF")],
+        image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or NPY")],
     ) -> Response:
         """The upload converted to an 8-bit PNG a browser can display (for TIFF files)."""
         data, kind = await _read_upload(image, settings)

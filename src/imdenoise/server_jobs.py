@@ -32,8 +32,11 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "tiff"),
     (b"II+\x00", "tiff"),
     (b"MM\x00+", "tiff"),
+    (b"BM", "bmp"),
+    (b"\x93NUMPY", "npy"),  # read with allow_pickle=False; dtype and shape checked from the header
 )
-SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "npy": ".npy"}
+ACCEPTED = "PNG, JPEG, TIFF, BMP or NPY"
 MEDIA_TYPE = {"png": "image/png", "tiff": "image/tiff"}
 
 
@@ -269,7 +272,7 @@ class ModelCache:
 
 
 def sniff(data: bytes) -> str | None:
-    """'png', 'jpeg' or 'tiff' from the first bytes of an upload, None for anything else."""
+    """'png', 'jpeg', 'tiff', 'bmp' or 'npy' from the first bytes of an upload, None for anything else."""
     for magic, kind in SIGNATURES:
         if data.startswith(magic):
             return kind
@@ -333,14 +336,13 @@ class ImageJob:
         return JobResult(content, MEDIA_TYPE["png"], w, h)
 
     def denoise(self, deadline: float, denoiser_for: Callable[[], Any], sigma: float | None, fmt: str,
-                reuse_estimate: bool = False) -> JobResult:
+                kind: str = "custom") -> JobResult:
         """Denoise the upload with the shared denoiser; output keeps 8/16-bit depth (float -> 16-bit PNG).
 
-        `reuse_estimate`: hand the estimated sigma to the method when blind (classical filters estimate
-        it the same way, so this only saves doing it twice).
+        `sigma`: the client's noise level, or None to estimate it (only then). `kind` is the method's
+        kind ('model', 'classical', 'zeroshot', 'custom'): it decides what sigma the method is given
+        and which level is reported as used (see `plan_sigma`).
         """
-        from imdenoise.noise import estimate_sigma
-
         t: dict[str, float] = {}
         start = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
@@ -350,9 +352,10 @@ class ImageJob:
             denoiser = denoiser_for()
             t["load"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
-            estimated = float(estimate_sigma(image.data))
-            t["estimate"] = time.monotonic() - start - sum(t.values())
-            out = denoiser.denoise(image.data, sigma=estimated if sigma is None and reuse_estimate else sigma)
+            plan = plan_sigma(denoiser, kind, image.data, sigma)
+            if plan.estimated is not None:
+                t["estimate"] = time.monotonic() - start - sum(t.values())
+            out = denoiser.denoise(image.data, sigma=plan.given)
             t["denoise"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
             src = np.dtype(image.dtype)
@@ -360,5 +363,60 @@ class ImageJob:
             content = self._encode(work, out, image, fmt, dtype)
             t["encode"] = time.monotonic() - start - sum(t.values())
         h, w = image.data.shape[:2]
-        return JobResult(content, MEDIA_TYPE[fmt], w, h, estimated, estimated if sigma is None else sigma,
-                         time.monotonic() - start, t)
+        return JobResult(content, MEDIA_TYPE[fmt], w, h, plan.estimated, plan.used, time.monotonic() - start, t)
+
+
+@dataclass
+class SigmaPlan:
+    """The noise levels of one job: estimated from the image (None when the client gave one), handed
+    to the method (None: the method decides), and the one the method actually denoised with (None:
+    the method does not use a noise level, or does not say)."""
+
+    estimated: float | None
+    given: float | None
+    used: float | None
+
+
+def _sigma_range(denoiser: Any, data: np.ndarray) -> tuple[float, float] | None:
+    """The (lo, hi) noise range a noise-conditioned network clamps a blind estimate to; None if the
+    denoiser is not such a network. (0, 0) marks a network that ignores sigma altogether."""
+    target = denoiser.pick(data) if callable(getattr(denoiser, "pick", None)) else denoiser  # 'default'
+    model = getattr(target, "model", None)
+    if model is None or not hasattr(target, "noise_range"):
+        return None
+    if not getattr(model, "noise_conditioned", False):
+        return (0.0, 0.0)
+    lo, hi = (float(x) for x in target.noise_range)
+    return (lo, hi) if hi > lo else (0.0, 255.0)
+
+
+def plan_sigma(denoiser: Any, kind: str, data: np.ndarray, sigma: float | None) -> SigmaPlan:
+    """What noise level to estimate, to pass and to report for one job.
+
+    - A client's sigma is passed as is and never estimated (a 1xN strip cannot be estimated, and
+      need not be when the level is given).
+    - Blind, classical: the estimate is passed (the filters would estimate it the same way).
+    - Blind, shipped network: the estimate clamped to the model's trained range (what the model
+      itself would do) is passed, and that clamped level is reported as used.
+    - Methods that take no noise level (zero-shot, blind networks): nothing is reported as used; the
+      estimate is still shown when it can be made. Custom methods decide for themselves.
+    """
+    from imdenoise.noise import estimate_sigma
+
+    rng = _sigma_range(denoiser, data) if kind in ("model", "custom") else None
+    uses_sigma = kind != "zeroshot" and rng != (0.0, 0.0)
+    if sigma is not None:
+        return SigmaPlan(None, sigma, sigma if uses_sigma else None)
+    needs_estimate = kind == "classical" or (rng is not None and uses_sigma)
+    try:
+        estimated = float(estimate_sigma(data))
+    except ImDenoiseError:
+        if needs_estimate:
+            raise  # e.g. "cannot estimate the noise level of a 1x500 image ...; give sigma explicitly"
+        return SigmaPlan(None, None, None)
+    if kind == "classical":
+        return SigmaPlan(estimated, estimated, estimated)
+    if rng is not None and uses_sigma:
+        used = min(max(estimated, rng[0]), rng[1])
+        return SigmaPlan(estimated, used, used)
+    return SigmaPlan(estimated, None, None)

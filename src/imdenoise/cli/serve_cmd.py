@@ -43,6 +43,14 @@ def serve(
     except ValidationError as exc:
         raise ConfigError("invalid server option: " + "; ".join(
             f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())) from None
+    if settings.methods is not None:
+        from imdenoise.server_jobs import ModelCache
+
+        valid = ModelCache().names()  # every method this installation offers
+        unknown = [m for m in settings.methods if m not in valid]
+        if unknown:
+            raise ConfigError(f"--methods: unknown method{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, root_path=root_path)

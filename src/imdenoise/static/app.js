@@ -163,8 +163,9 @@ async function denoise() {
     const used = xhr.getResponseHeader("X-Imdenoise-Sigma");
     state.sigmaUsed = used === null ? sigma : Number(used);
     state.method = xhr.getResponseHeader("X-Imdenoise-Method") || $("method").value;
-    $("sigma-estimated").textContent = est === null ? "-" : `${Number(est).toFixed(1)} (0-255 scale)`;
-    $("sigma-used").textContent = used === null ? "-" : `${Number(used).toFixed(1)}${sigma === null ? " (auto)" : ""}`;
+    $("sigma-estimated").textContent = est !== null ? `${Number(est).toFixed(1)} (0-255 scale)`
+      : sigma === null ? "-" : "not estimated (level given)";
+    $("sigma-used").textContent = sigmaUsedText(used, est, sigma);
     $("method-used").textContent = state.method;
     const ms = xhr.getResponseHeader("X-Imdenoise-Time-Ms");
     $("time-used").textContent = ms === null ? "-" : `${(Number(ms) / 1000).toFixed(2)} s`;
@@ -182,6 +183,18 @@ async function denoise() {
     state.busy = false;
     updateButton();
   }
+}
+
+// The level the method really denoised with (X-Imdenoise-Sigma): a shipped model clamps an estimate
+// to its trained range, so it can differ from the estimate; some methods use no level at all.
+function sigmaUsedText(used, est, sigma) {
+  if (used === null) return "not used by this method";
+  const value = Number(used).toFixed(1);
+  if (sigma !== null) return value;
+  if (est !== null && Math.abs(Number(est) - Number(used)) >= 0.05) {
+    return `${value} (auto; the estimate ${Number(est).toFixed(1)} is outside the method's range)`;
+  }
+  return `${value} (auto)`;
 }
 
 async function downloadTiff() {
