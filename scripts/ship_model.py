@@ -75,8 +75,12 @@ def main() -> None:
 
         parent = read_card(ROOT / init if not Path(init).is_absolute() else Path(init))
         steps, hours = parent.training_steps + run_steps, parent.cpu_hours + run_hours
-        stage = 2 + sum(1 for d in logs.glob("stage-*") if d.is_dir())
-        stage_dir = logs / f"stage-{stage}"
+        run_log = (args.run / "train_log.jsonl").read_bytes()
+        same = [d for d in sorted(logs.glob("stage-*")) if (d / "train_log.jsonl").is_file()
+                and (d / "train_log.jsonl").read_bytes() == run_log]  # shipping the same run again
+        stage_dir = same[0] if same else logs / f"stage-{2 + sum(1 for d in logs.glob('stage-*') if d.is_dir())}"
+        if same:  # the card being replaced already counts this run: take the earlier stages from it
+            steps, hours = parent.training_steps, parent.cpu_hours
     card_data = card.model_dump(mode="json")
     card_data.update(
         name=args.name, version="1.0", cpu_hours=round(hours, 2), training_steps=steps,
