@@ -292,9 +292,7 @@ def cli_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(data=st.data())
 def test_random_argv_never_gives_a_traceback(cli_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture, data) -> None:
-    argv = data.draw(argvs(str(cli_dir / "img.png")))
-    if "\x00" in "".join(argv):
-        argv = [a.replace("\x00", "") for a in argv]
+    argv = data.draw(argvs(str(cli_dir / "img.png")))  # NUL bytes included: a clear error, not a traceback
     monkeypatch.chdir(cli_dir)  # anything written lands in the scratch folder
     try:
         cli_main(argv)
