@@ -239,3 +239,16 @@ def test_fp16_autocast_trains_with_loss_scaling(image_dir: Path, tmp_path: Path)
     trainer.fit()
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert trainer.state_dict()["scaler"]["scale"] > 0
+
+
+def test_ema_warms_up_so_short_runs_do_not_keep_the_random_init(image_dir: Path, tmp_path: Path) -> None:
+    trainer = Trainer(load_config(raw=_raw(image_dir, tmp_path / "e", steps=30, ema=0.999)))
+    init = [p.detach().clone() for p in trainer.model.parameters()]
+    assert trainer.ema_decay() == pytest.approx(0.1)  # step 0: (1 + 0) / (10 + 0)
+    trainer.fit()
+    # without the warm-up the EMA would still be 0.999 ** 30 = 97% the random initial weights
+    moved = sum(float((e - i).norm()) for e, i in zip(trainer.ema, init))
+    trained = sum(float((p.detach() - i).norm()) for p, i in zip(trainer.model.parameters(), init))
+    assert moved > 0.5 * trained
+    trainer.step = 10_000_000
+    assert trainer.ema_decay() == 0.999
