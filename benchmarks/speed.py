@@ -5,7 +5,8 @@ allocator included): the engine's `denoise` call on a random image already in me
 warm-up call (which includes torch.compile's compilation), median of --repeats calls, with
 torch.set_num_threads(2) (onnxruntime: 2 intra-op threads) and channels-last tensors.
 Weights are random (speed does not depend on them); onnxruntime rows use models exported and
-int8-quantized (static, calibrated on a few training images) once per architecture and channels.
+int8-quantized (static, calibrated on a few training images, quantize_int8's default recipe: the
+U-Net's first level stays float32) once per architecture and channels.
 
     python benchmarks/speed.py --quick
     python benchmarks/speed.py --archs unet,dncnn --large --compile
@@ -44,7 +45,10 @@ def prepare_onnx(workdir: Path, arch: str, channels: int, int8: bool) -> None:
         model, card = resolve_model(arch, channels)
         export_onnx(model, card, fp32)
     if int8 and not q8.is_file():
-        quantize_int8(fp32, q8)
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):  # onnxruntime's calibrator prints progress to stdout
+            quantize_int8(fp32, q8)
 
 
 def run_row(arch: str, size: int, channels: int, mode: str, repeats: int, threads: int, workdir: Path) -> dict:
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         args.archs, args.sizes, args.channels, args.repeats = "unet,dncnn", "512", "gray", 1
     archs = [a for a in args.archs.split(",") if a]
     unknown = [a for a in archs if a not in ARCHITECTURES]
-    modes = [m for m in args.modes.split(",") if m] + (["compile"] if args.compile else [])
+    modes = list(dict.fromkeys([m for m in args.modes.split(",") if m] + (["compile"] if args.compile else [])))
     if unknown or any(m not in MODES for m in modes):
         p.error(f"unknown architecture(s) {unknown} or mode(s) in {modes}; architectures: {', '.join(ARCHITECTURES)}")
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([2048] if args.large else [])

@@ -288,18 +288,34 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("IMDENOISE_CACHE", Path.home() / ".cache" / "imdenoise")) / "onnx"
 
 
-def _export_cached(weights: Path) -> Path:
-    """The ONNX export of a weights file, made once and cached by the file's content hash."""
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    out = _cache_dir() / f"{weights.stem}-{digest}.onnx"
+def _resolve_state_dict(weights: Path, arch: str) -> tuple[DenoisingNet, ModelCard]:
+    """A plain state dict of architecture `arch`: gray first, then color if the channels do not match."""
+    try:
+        return resolve_model(weights, 1, arch)
+    except WeightsError as gray_exc:
+        try:
+            return resolve_model(weights, 3, arch)
+        except WeightsError:
+            raise gray_exc from None
+
+
+def _export_cached(weights: Path, arch: str | None = None) -> Path:
+    """The ONNX export of a weights file, made once and cached by the file's content hash (and `arch`)."""
+    h = hashlib.sha256(weights.read_bytes())
+    if arch:
+        h.update(f"\0arch={arch}".encode())
+    out = _cache_dir() / f"{weights.stem}-{h.hexdigest()[:16]}.onnx"
     if not out.is_file():
-        model, card = resolve_model(weights)
+        model, card = _resolve_state_dict(weights, arch) if arch else resolve_model(weights)
         export_onnx(model, card, out)
     return out
 
 
-def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None) -> Any:
-    """A Denoiser on onnxruntime: an .onnx file, or a weights file / shipped name exported (and cached) first."""
+def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None, arch: str | None = None) -> Any:
+    """A Denoiser on onnxruntime: an .onnx file, or a weights file / shipped name exported (and cached) first.
+
+    `arch` names the architecture of a plain state dict (.pt/.pth, or a .safetensors without a card), as
+    `--arch` does for the torch backend."""
     from imdenoise.inference import SHIPPED_ALIASES, AutoDenoiser, _shipped_path
 
     opts = opts or InferenceOptions()
@@ -312,9 +328,9 @@ def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None) ->
     p = shipped or Path(name)
     if p.suffix == ".onnx":
         return OnnxDenoiser(p, opts)
-    if p.suffix in (".safetensors", ".pt", ".pth"):
+    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt", ".bin"):
         if not p.is_file():
             raise WeightsError(f"{p}: weights file not found")
-        return OnnxDenoiser(_export_cached(p), opts)
+        return OnnxDenoiser(_export_cached(p, None if shipped else arch), opts)
     raise ImDenoiseError(f"backend 'onnxruntime' needs an .onnx file, a .safetensors weights file or a shipped "
                          f"model name; got {name!r}")

@@ -226,7 +226,7 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
     if backend == "onnxruntime":
         from imdenoise.export import load_onnx
 
-        return load_onnx(name_or_path, opts)
+        return load_onnx(name_or_path, opts, arch=arch)
     if backend != "torch":
         raise ImDenoiseError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
     if name in SHIPPED_ALIASES:
@@ -240,7 +240,7 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
         if p.suffix == ".onnx":
             from imdenoise.export import load_onnx
 
-            return load_onnx(p, opts)
+            return load_onnx(p, opts, arch=arch)
         return _load_weights(p, arch, opts)
     from imdenoise.classical import CLASSICAL_METHODS, get_classical
 

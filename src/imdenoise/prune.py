@@ -169,6 +169,30 @@ def time_model(model: DenoisingNet, size: int = 512, repeats: int = 3) -> float:
     return size * size / 1e6 / median_seconds(den, img, 25.0, repeats)
 
 
+# Card fields that describe the parent's measured quality or storage: a pruned model must not claim them.
+PARENT_ONLY_FIELDS = ("psnr_blind", "measured_by", "validation", "storage")
+
+
+def pruned_card(card: ModelCard, spec: dict[str, int], keep: float, steps: int, parameters: int,
+                psnr: dict[str, float] | None = None, sigma: float = 25.0,
+                evaluated: dict[str, Any] | None = None) -> ModelCard:
+    """The card of a pruned (and fine-tuned) child: the parent's PSNR tables and measurement notes are
+    dropped (`psnr` is emptied: re-measure with `imdenoise eval`); what prune itself measured, if anything,
+    goes to `prune_eval` with its images and noise level."""
+    extra = {k: v for k, v in (card.model_extra or {}).items() if k not in PARENT_ONLY_FIELDS}
+    extra.update({"pruned": spec, "pruned_keep": keep, "pruned_from": card.name, "fine_tune_steps": steps,
+                  "storage": "float32"})
+    if psnr and evaluated:
+        extra["prune_eval"] = {**evaluated, "noise": f"gaussian:{sigma:g}", "psnr": dict(psnr),
+                               "note": "protocol PSNR on the first eval_limit images: before pruning, right "
+                                       "after, after fine-tuning (not a full-set figure)"}
+    base = card.model_dump(exclude=set(card.model_extra or {}))
+    desc = f"{card.description or card.name}; pruned (keep {keep:g} of inner channels), fine-tuned {steps} steps"
+    return ModelCard(**{**base, **extra, "name": f"{card.name}-pruned{int(round(keep * 100))}",
+                        "parameters": parameters, "training_steps": card.training_steps + steps,
+                        "psnr": {}, "description": desc})
+
+
 @dataclass
 class PruneReport:
     """Parameters, speed and PSNR (before pruning, pruned, pruned + fine-tuned)."""
@@ -217,9 +241,7 @@ def prune_model(src: str | Path, out: str | Path, keep: float = 0.7, *, steps: i
         psnr["after"] = eval_psnr(model, eval_dir, sigma, eval_limit)
     p1 = sum(p.numel() for p in model.parameters())
     speed1 = time_model(model)
-    extra = {**(card.model_extra or {}), "pruned": spec, "pruned_keep": keep, "pruned_from": card.name}
-    new = ModelCard(**{**card.model_dump(exclude=set(card.model_extra or {})), **extra,
-                       "name": f"{card.name}-pruned{int(round(keep * 100))}", "parameters": p1,
-                       "training_steps": card.training_steps + steps})
+    new = pruned_card(card, spec, keep, steps, p1, psnr, sigma,
+                      {"eval_dir": str(eval_dir), "eval_limit": eval_limit} if eval_dir else None)
     path = save_weights(out, model.float().to(memory_format=torch.contiguous_format), new)
     return PruneReport(path, keep, steps, (p0, p1), (speed0, speed1), sigma, psnr)

@@ -2,7 +2,10 @@
 
 Static quantization (QDQ, per-channel int8 weights, uint8 activations) is calibrated on noisy patches
 of a few *training* images; only convolutions are quantized, so the residual subtraction, the skip
-additions and the padding stay in float32 and the output is not rounded to 8 bits.
+additions and the padding stay in float32 and the output is not rounded to 8 bits. By default the
+whole first level of the U-Net (head, tail and the first encoder / last decoder stage, at the highest
+resolution) also stays float32 (`keep_float="level0"`): a per-layer sensitivity scan on held-out
+training images put nearly all of the int8 loss there; the coarser levels are quantized.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ def default_calibration_dir(channels: int) -> Path:
 
 
 def calibration_batches(folder: str | Path, channels: int, n_images: int = 8, patch: int = 128,
-                        seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Noisy patches (one per image, sigma cycling over 5-50) of the first `n_images` files of `folder`."""
+                        seed: int = 0, sigmas: Sequence[float] = CALIB_SIGMAS,
+                        per_image: int = 1) -> list[dict[str, np.ndarray]]:
+    """Noisy patches (`per_image` per image, sigma cycling over `sigmas`) of the first `n_images` files."""
     from imdenoise.data import list_images, load_images, random_crop
 
     folder = Path(folder)
@@ -41,13 +45,16 @@ def calibration_batches(folder: str | Path, channels: int, n_images: int = 8, pa
     images = load_images(list_images(folder)[:n_images], channels)
     rng = np.random.default_rng(seed)
     out = []
-    for i, img in enumerate(images):
-        (crop,) = random_crop(rng, [img], patch)
-        clean = crop.astype(np.float32) / 255.0
-        sigma = CALIB_SIGMAS[i % len(CALIB_SIGMAS)]
-        noisy = clean + (sigma / 255.0) * rng.standard_normal(clean.shape, dtype=np.float32)
-        out.append({"input": np.ascontiguousarray(noisy.transpose(2, 0, 1)[None]),
-                    "sigma": np.array([sigma / 255.0], dtype=np.float32)})
+    k = 0
+    for img in images:
+        for _ in range(per_image):
+            (crop,) = random_crop(rng, [img], patch)
+            clean = crop.astype(np.float32) / 255.0
+            sigma = float(sigmas[k % len(sigmas)])
+            k += 1
+            noisy = clean + (sigma / 255.0) * rng.standard_normal(clean.shape, dtype=np.float32)
+            out.append({"input": np.ascontiguousarray(noisy.transpose(2, 0, 1)[None]),
+                        "sigma": np.array([sigma / 255.0], dtype=np.float32)})
     return out
 
 
@@ -69,16 +76,29 @@ def _reader(batches: list[dict[str, np.ndarray]], input_names: Sequence[str]):
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 
 
-def _conv_ends(path: Path) -> list[str]:
-    """Names of the first and the last Conv node (the image-facing layers, kept in float32)."""
+KEEP_FLOAT = ("none", "ends", "level0", "encoder0", "decoder0")
+
+
+def float_convs(path: Path, keep_float: str = "level0") -> list[str]:
+    """Conv nodes left in float32: none; the first and last ('ends': the image-facing layers); or
+    'level0': also every conv of the U-Net's first encoder and last decoder stage (the highest-resolution
+    level, named /encoders.0/ and /decoders.0/ by the exporter; other nets fall back to 'ends')."""
     import onnx
 
+    if keep_float not in KEEP_FLOAT:
+        raise ImDenoiseError(f"unknown keep-float choice {keep_float!r}; choose from {', '.join(KEEP_FLOAT)}")
     convs = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
-    return [convs[0], convs[-1]] if len(convs) > 2 else []
+    if keep_float == "none" or len(convs) <= 2:
+        return []
+    keep = [convs[0], convs[-1]]
+    stages = {"level0": ("/encoders.0/", "/decoders.0/"), "encoder0": ("/encoders.0/",),
+              "decoder0": ("/decoders.0/",)}.get(keep_float, ())
+    keep += [c for c in convs[1:-1] if any(st in c for st in stages)]
+    return keep
 
 
 def _quantize(method: str, src: Path, dst: Path, reader: object, calibration: str = "percentile",
-              float_ends: bool = True) -> None:
+              keep_float: str = "level0", percentile: float = 99.999) -> None:
     """Run onnxruntime's static (QDQ, per-channel, Conv only) or dynamic quantizer."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
@@ -89,9 +109,9 @@ def _quantize(method: str, src: Path, dst: Path, reader: object, calibration: st
                "entropy": CalibrationMethod.Entropy}[calibration]
         quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=cal, nodes_to_exclude=_conv_ends(src) if float_ends else None,
+                        calibrate_method=cal, nodes_to_exclude=float_convs(src, keep_float) or None,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                       "CalibPercentile": 99.999})
+                                       "CalibPercentile": percentile})
     elif method == "dynamic":
         quantize_dynamic(str(src), str(dst), op_types_to_quantize=["Conv"], weight_type=QuantType.QUInt8)
     else:
@@ -111,17 +131,20 @@ class QuantizeReport:
 
 def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["static", "dynamic"] = "static",
                   calib_dir: str | Path | None = None, n_images: int = 16, patch: int = 128,
-                  calibration: str = "percentile", float_ends: bool = True) -> QuantizeReport:
+                  calibration: str = "percentile", keep_float: str = "level0", percentile: float = 99.999,
+                  sigmas: Sequence[float] = CALIB_SIGMAS, per_image: int = 1) -> QuantizeReport:
     """int8 copy of an exported fp32 ONNX model (metadata kept), written atomically."""
     import onnx
 
     from imdenoise.export import _atomic_write, _feeds, _session, read_onnx_info
 
     fp32_path, out = Path(fp32_path), Path(out)
+    if keep_float not in KEEP_FLOAT:
+        raise ImDenoiseError(f"unknown keep-float choice {keep_float!r}; choose from {', '.join(KEEP_FLOAT)}")
     _, meta = read_onnx_info(fp32_path)
     channels = int(meta.get("imdenoise.in_channels", 1))
     folder = Path(calib_dir) if calib_dir else default_calibration_dir(channels)
-    batches = calibration_batches(folder, channels, n_images, patch)
+    batches = calibration_batches(folder, channels, n_images, patch, sigmas=sigmas, per_image=per_image)
     names = [i.name for i in _session(fp32_path).get_inputs()]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -137,22 +160,27 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         level, root.level = root.level, max(root.level, logging.WARNING)  # onnxruntime logs per tensor at INFO
         try:
             try:
-                _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
+                _quantize(method, pre, q, _reader(batches, names), calibration, keep_float, percentile)
             except ValueError as exc:  # histogram calibration fails on a constant tensor: fall back to minmax
                 if method != "static" or calibration == "minmax":
                     raise
                 log.warning("%s calibration failed (%s); using minmax", calibration, str(exc).splitlines()[0])
                 calibration = "minmax"
-                _quantize(method, pre, q, _reader(batches, names), calibration, float_ends)
+                _quantize(method, pre, q, _reader(batches, names), calibration, keep_float, percentile)
         finally:
             root.setLevel(level)
         proto = onnx.load(str(q))
     keep = {p.key: p.value for p in proto.metadata_props}
     keep.update({k: v for k, v in meta.items()})
     keep["imdenoise.precision"] = "int8"
-    keep["imdenoise.quantization"] = (f"static {calibration}, calibrated on {len(batches)} images of {folder.name}"
-                                      + (", first/last conv float32" if float_ends else "")
-                                      if method == "static" else "dynamic")
+    floats = {"none": "", "ends": ", first/last conv float32",
+              "level0": ", first level (head, tail, first encoder and last decoder stage) float32",
+              "encoder0": ", head, tail and first encoder stage float32",
+              "decoder0": ", head, tail and last decoder stage float32"}[keep_float]
+    keep["imdenoise.quantization"] = (f"static {calibration}"
+                                      + (f" {percentile:g}" if calibration == "percentile" else "")
+                                      + f", calibrated on {len(batches)} patches of {n_images} images of {folder.name}"
+                                      + floats if method == "static" else "dynamic")
     del proto.metadata_props[:]
     for k, v in keep.items():
         e = proto.metadata_props.add()
