@@ -1,6 +1,6 @@
 """Regenerate the README's quality table: our methods vs BM3D and the published DnCNN/FFDNet/DRUNet.
 
-    python benchmarks/quality.py --blind-too --readme README.md   # the README's table, in place
+    python benchmarks/quality.py --methods default --blind-too --readme README.md   # the README table
     python benchmarks/quality.py --methods bm3d --limit 2 --sets set12 --repeats 1
 
 Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluate` (true sigma given, 2 torch
