@@ -60,25 +60,33 @@ def server():
     """`python -m imdenoise serve` on a free loopback port with a small queue; (base URL, process)."""
     if not Path("/proc/self/status").is_file():
         pytest.skip("needs Linux /proc to read the server's memory")
+    base, proc = start_server("--max-jobs", "2", "--queue", "6", "--timeout", "30", "--methods", "gaussian,mean")
+    yield base, proc
+    stop_server(proc)
+
+
+def start_server(*options: str) -> tuple[str, subprocess.Popen]:
+    """`imdenoise serve OPTIONS` on a free loopback port, once /health answers; (base URL, process)."""
     port = free_port()
     cmd = [sys.executable, "-m", "imdenoise", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--max-jobs", "2", "--queue", "6", "--timeout", "30", "--methods", "gaussian,mean",
-           "--log-level", "warning"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+           *options, "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
+                return base, proc
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
         time.sleep(0.2)
-    yield base, proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(10)
@@ -140,22 +148,8 @@ def test_bm3d_on_tiny_images_does_not_kill_the_server():
     """An 8x8 upload with method=bm3d segfaulted the bm3d package and killed the whole server process;
     4x4 gave 500. Now each is denoised (padded to bm3d's safe size) and the server stays up."""
     pytest.importorskip("bm3d")
-    port = free_port()
-    cmd = [sys.executable, "-m", "imdenoise", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--methods", "bm3d,gaussian", "--timeout", "60", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    base = f"http://127.0.0.1:{port}"
+    base, proc = start_server("--methods", "bm3d,gaussian", "--timeout", "60")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
         rng = np.random.default_rng(0)
         for shape in ((8, 8), (4, 4), (8, 8, 3), (1, 1)):
             buf = io.BytesIO()
@@ -170,8 +164,4 @@ def test_bm3d_on_tiny_images_does_not_kill_the_server():
         assert proc.poll() is None
         assert httpx.get(f"{base}/health", timeout=10).json()["status"] == "ok"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
