@@ -170,6 +170,17 @@ def side_by_side(summary: list[dict], names: dict[str, str], noisy: dict[str, fl
     return "\n".join(lines)
 
 
+def report(first: tuple[str, str], second: tuple[str, str], dataset: Path, noise: str, in_dist: str,
+           limit: int, title: str, json_path: Path, args: argparse.Namespace, timings: list) -> str:
+    """Train two recipes (config, display name), evaluate both on one dataset; the report's markdown."""
+    weights = [train(config, args, timings) for config, _ in (first, second)]
+    lim = limit or None
+    summary = evaluate(weights, dataset, noise, lim, args, json_path, timings)
+    names = {str(w.relative_to(ROOT)): name for w, (_, name) in zip(weights, (first, second))}
+    return (f"### {title}{f' (first {lim})' if lim else ''}\n\n"
+            + side_by_side(summary, names, noisy_psnr(dataset, noise, lim), in_dist))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reports", default="1,2", help="which reports: 1, 2 or 1,2")
@@ -187,28 +198,19 @@ def main() -> None:
     results.mkdir(exist_ok=True)
 
     if 1 in reports:
-        wm = train("masked-sigma15.yaml", args, timings)
-        wu = train("unmasked-sigma15.yaml", args, timings)
-        kodak = DATASETS / "test" / "kodak24"
-        lim = args.kodak_limit or None
-        summary = evaluate([wm, wu], kodak, REPORT1_NOISE, lim, args, results / "no_clean_data_report1.json", timings)
-        names = {str(wm.relative_to(ROOT)): "masked", str(wu.relative_to(ROOT)): "unmasked"}
-        tables.append("### Report 1: masked vs unmasked training, color, trained on Gaussian sigma 15, "
-                      f"Kodak24{f' (first {lim})' if lim else ''}\n\n"
-                      + side_by_side(summary, names, noisy_psnr(kodak, REPORT1_NOISE, lim), "gaussian:15"))
+        tables.append(report(("masked-sigma15.yaml", "masked"), ("unmasked-sigma15.yaml", "unmasked"),
+                             DATASETS / "test" / "kodak24", REPORT1_NOISE, "gaussian:15", args.kodak_limit,
+                             "Report 1: masked vs unmasked training, color, trained on Gaussian sigma 15, Kodak24",
+                             results / "no_clean_data_report1.json", args, timings))
     if 2 in reports:
         t0, c0 = time.perf_counter(), time.process_time()
         make_noisy_folder()
         timings.append(("imdenoise noise x400", time.perf_counter() - t0, time.process_time() - c0))
-        ws = train("selfsup-train400.yaml", args, timings)
-        wsup = train("supervised-train400-budget.yaml", args, timings)
-        bsd = DATASETS / "test" / "bsd68"
-        lim = args.bsd_limit or None
-        summary = evaluate([ws, wsup], bsd, REPORT2_NOISE, lim, args, results / "no_clean_data_report2.json", timings)
-        names = {str(ws.relative_to(ROOT)): "self-supervised (noisy only)", str(wsup.relative_to(ROOT)): "supervised"}
-        tables.append("### Report 2: blind-spot self-supervised vs supervised, gray, BSD68"
-                      f"{f' (first {lim})' if lim else ''}\n\n"
-                      + side_by_side(summary, names, noisy_psnr(bsd, REPORT2_NOISE, lim), "gaussian:25"))
+        tables.append(report(("selfsup-train400.yaml", "self-supervised (noisy only)"),
+                             ("supervised-train400-budget.yaml", "supervised"),
+                             DATASETS / "test" / "bsd68", REPORT2_NOISE, "gaussian:25", args.bsd_limit,
+                             "Report 2: blind-spot self-supervised vs supervised, gray, BSD68",
+                             results / "no_clean_data_report2.json", args, timings))
 
     print()
     for t in tables:
