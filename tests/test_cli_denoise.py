@@ -106,6 +106,7 @@ def test_models_lists_architectures() -> None:
     (["--precision", "fp16"], "precision must be fp32 or bf16"),
     (["--tile", "-5"], "tile must be at least 64 pixels"),
     (["--threads", "0"], "threads must be at least 1"),
+    (["--ensemble", "3"], "ensemble must be one of 1, 2, 4, 8"),
     (["--sigma", "1e9"], "sigma must be a number from 0 to 255"),
     (["--sigma", "nan"], "sigma must be a number from 0 to 255"),
 ])

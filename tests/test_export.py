@@ -101,13 +101,13 @@ def _save(tmp_path: Path, model, card) -> Path:
     return save_weights(tmp_path / f"{card.name}.safetensors", model, card)
 
 
-@pytest.mark.parametrize("channels,tile", [(1, None), (3, None), (1, 64)])
-def test_onnxruntime_backend_equals_torch(tmp_path, gray_image, color_image, channels, tile):
+@pytest.mark.parametrize("channels,tile,ensemble", [(1, None, 1), (3, None, 1), (1, 64, 1), (3, 64, 8)])
+def test_onnxruntime_backend_equals_torch(tmp_path, gray_image, color_image, channels, tile, ensemble):
     weights = _small(tmp_path, channels)
     img = (gray_image if channels == 1 else color_image)[:151, :203]
     noisy = img + np.random.default_rng(0).normal(0, 25 / 255, img.shape).astype(np.float32)
-    ref = load(weights, device="cpu", tile=tile, overlap=16)
-    onx = load(weights, backend="onnxruntime", tile=tile, overlap=16)  # exported to the cache first
+    ref = load(weights, device="cpu", tile=tile, overlap=16, ensemble=ensemble)
+    onx = load(weights, backend="onnxruntime", tile=tile, overlap=16, ensemble=ensemble)  # exported to the cache first
     for sigma in (25.0, None):  # given, and blind (estimated) noise level
         a, b = ref.denoise(noisy, sigma=sigma), onx.denoise(noisy, sigma=sigma)
         assert a.shape == b.shape == noisy.shape

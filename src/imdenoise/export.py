@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from imdenoise.atomic import temp_beside
+from imdenoise.ensemble import self_ensemble
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.inference import InferenceOptions, ModelDenoiser
 from imdenoise.models.base import DenoisingNet
@@ -290,7 +291,8 @@ class OnnxDenoiser(ModelDenoiser):
             feeds = _feeds(self.session, np.ascontiguousarray(t.numpy()), s[: t.shape[0]])
             return torch.from_numpy(self.session.run(None, feeds)[0])
 
-        out = run_tiled(fn, x, self.model.size_multiple, self.options.tile, self.options.overlap)
+        out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.model.size_multiple,
+                        self.options.tile, self.options.overlap)
         return out.permute(0, 2, 3, 1).numpy()
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from imdenoise.denoiser import checked_sigma
+from imdenoise.ensemble import ENSEMBLE_SIZES, self_ensemble
 from imdenoise.errors import ImDenoiseError, UnknownMethodError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.tiling import run_tiled
@@ -31,7 +32,7 @@ MIN_TILE = 64  # smaller tiles are all seam: the blending ramps would cover most
 
 @dataclass
 class InferenceOptions:
-    """How a network is run: device, threads, tiling, precision, compilation."""
+    """How a network is run: device, threads, tiling, precision, compilation, self-ensemble."""
 
     device: Device = "auto"
     threads: int | None = None
@@ -39,6 +40,7 @@ class InferenceOptions:
     overlap: int = 64
     precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
+    ensemble: int = 1  # geometric self-ensemble: 1 (off), 2, 4 or 8 flipped/rotated passes averaged
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,6 +55,9 @@ class InferenceOptions:
             raise ImDenoiseError(f"tile must be at least {MIN_TILE} pixels (or 0/None: never tile), got {self.tile}")
         if self.overlap < 0:
             raise ImDenoiseError(f"overlap must be 0 or more pixels, got {self.overlap}")
+        if self.ensemble not in ENSEMBLE_SIZES:
+            raise ImDenoiseError(f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} "
+                                 f"(passes averaged over flips and rotations), got {self.ensemble}")
 
 
 def resolve_device(device: Device) -> torch.device:
@@ -128,7 +133,8 @@ class ModelDenoiser:
                 return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
 
         with torch.inference_mode():
-            out = run_tiled(fn, x, self.model.size_multiple, self.options.tile, self.options.overlap)
+            out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.model.size_multiple,
+                            self.options.tile, self.options.overlap)
         return out.permute(0, 2, 3, 1).cpu().numpy()
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:

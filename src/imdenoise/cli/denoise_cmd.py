@@ -75,6 +75,8 @@ def denoise(
     overlap: int = typer.Option(64, "--overlap", help="Tile overlap in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Average 1 (off), 2, 4 or 8 flipped/rotated passes "
+                                 "(geometric self-ensemble: about +0.1 dB at N times the time)."),
     backend: str = typer.Option("torch", "--backend", help="torch or onnxruntime (for .onnx files)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     suffix: Optional[str] = typer.Option(None, "--suffix", help="Output extension for folder output, e.g. .png (default: the input's)."),
@@ -100,7 +102,7 @@ def denoise(
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise ImDenoiseError(f"{existing[0]}: output exists{more}; pass --overwrite to replace")
     denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
-                    device=device, precision=precision, threads=threads)
+                    device=device, precision=precision, threads=threads, ensemble=ensemble)
     failures = 0
     bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
     for src, dst in bar:

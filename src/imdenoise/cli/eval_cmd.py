@@ -29,6 +29,7 @@ def eval_(
                                      "or let them estimate it."),
     channels: Optional[int] = typer.Option(None, "--channels", help="Force 1 (gray) or 3 (RGB); default: by dataset."),
     threads: int = typer.Option(2, "--threads", help="torch threads (the protocol uses 2)."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Networks average 1 (off), 2, 4 or 8 flipped/rotated passes."),
     crop: int = typer.Option(128, "--crop", help="Size of the crops in the figures (pixels)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights",
                                                  help="Local LPIPS (AlexNet) state dict: adds an LPIPS column."),
@@ -65,7 +66,7 @@ def eval_(
         raise EvaluationError(f"--figures {figures}: exists and is not a folder")
     check_writable([json_path, csv_path, *(p for p in fig_files if p.exists())], overwrite)
     lpips_fn = load_lpips(lpips_weights) if lpips_weights is not None else None
-    methods = _load_methods(names)
+    methods = _load_methods(names, ensemble)
     datasets = [load_dataset(d, channels=channels, limit=limit) for d in dirs]
     settings = EvalSettings(sigma_known=sigma_known, threads=threads, warmup=warmup, limit=limit,
                             progress=progress)
@@ -75,8 +76,8 @@ def eval_(
     typer.echo(markdown_table(summary))
     meta = {"methods": names, "datasets": [str(d.path) for d in datasets],
             "channels": {d.name: d.channels for d in datasets}, "noise": [noise_label(m) for m in levels],
-            "sigma_known": sigma_known, "threads": threads, "limit": limit, "warmup": settings.warmup,
-            "lpips_weights": str(lpips_weights) if lpips_weights else None}
+            "sigma_known": sigma_known, "threads": threads, "ensemble": ensemble, "limit": limit,
+            "warmup": settings.warmup, "lpips_weights": str(lpips_weights) if lpips_weights else None}
     if json_path:
         typer.echo(f"json: {write_json(json_path, records, summary, meta)}")
     if csv_path:
@@ -86,7 +87,7 @@ def eval_(
             typer.echo(f"figure: {p}")
 
 
-def _load_methods(names: list[str]) -> dict[str, Any]:
+def _load_methods(names: list[str], ensemble: int = 1) -> dict[str, Any]:
     """Resolve every method before any work, so that a typo fails at once."""
     from imdenoise.errors import ImDenoiseError
     from imdenoise.evaluate import EvaluationError
@@ -95,7 +96,7 @@ def _load_methods(names: list[str]) -> dict[str, Any]:
     methods = {}
     for name in names:
         try:
-            methods[name] = load(name)
+            methods[name] = load(name, ensemble=ensemble)
         except ImDenoiseError:
             raise
         except Exception as exc:
