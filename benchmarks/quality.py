@@ -1,10 +1,11 @@
 """Regenerate the README's quality table: our methods vs BM3D and the published DnCNN/FFDNet/DRUNet.
 
-    python benchmarks/quality.py --methods default --blind-too --readme README.md   # the README table
+    python benchmarks/quality.py --methods default --blind-too --ensemble-too 8 --readme README.md   # the README table
     python benchmarks/quality.py --methods bm3d --limit 2 --sets set12 --repeats 1
 
 Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluate` (true sigma given, 2 torch
-threads; with --blind-too also a row per model with sigma estimated from the image); published rows
+threads; with --blind-too also a row per model with sigma estimated from the image, with --ensemble-too N
+one with N flipped/rotated passes averaged); published rows
 are the papers' figures copied from BENCHMARK.md and labelled as such. Seconds per 512x512 image:
 median of --repeats calls after one warm-up, sigma 25, for the measured rows and, in the same run,
 for the reference methods of --time-only (BM3D through the `bm3d` package, the DnCNN-17 architecture
@@ -193,7 +194,8 @@ def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | Non
         lines.append("| " + " | ".join(cells + [_seconds(secs.get(c)) for c in ("gray", "color")]) + " |")
     timed = ", ".join(f"{row}: {'BM3D (`bm3d` package)' if row.startswith('BM3D') else 'the DnCNN-17 architecture'}"
                       for row in reference)
-    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given; `blind`: estimated from the image); measured rows on "
+    note = (f"\nPSNR dB under BENCHMARK.md (true sigma given; `blind`: estimated from the image; `xN self-ensemble`: "
+            "the mean of N flipped/rotated passes); measured rows on "
             f"{'the first ' + str(limit) + ' images of each set' if limit else 'the full sets'}; "
             "published rows: the papers' figures (BENCHMARK.md). Seconds: median per 512x512 image at sigma 25, "
             "2 torch threads, this machine, measured in the same run"
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the measured numbers here")
     ap.add_argument("--blind", action="store_true", help="methods estimate sigma themselves (not given the true one)")
     ap.add_argument("--blind-too", action="store_true", help="a second row per model with sigma estimated")
+    ap.add_argument("--ensemble-too", type=int, default=1, metavar="N",
+                    help="a further row per model averaging N (2, 4 or 8) flipped/rotated passes")
     ap.add_argument("--time-only", default=None,
                     help=f"reference methods timed for the published rows (of: {', '.join(TIME_ONLY_ROWS)}; "
                          "default: both with --readme, none otherwise)")
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from imdenoise.errors import ImDenoiseError
-    from imdenoise.inference import load
+    from imdenoise.inference import AutoDenoiser, ModelDenoiser, load
 
     torch.set_num_threads(2)
     sets = [s.strip().lower() for s in args.sets.split(",") if s.strip()]
@@ -239,18 +243,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.readme}: no {README_START} marker to put the table after", file=sys.stderr)
         return 2
     time_only = args.time_only if args.time_only is not None else (",".join(TIME_ONLY_ROWS) if args.readme else "")
-    variants = [args.blind] + ([True] if args.blind_too and not args.blind else [])
+    # (blind, ensemble) of each row per method: true sigma, then estimated, then self-ensembled
+    variants = [(args.blind, 1)] + ([(True, 1)] if args.blind_too and not args.blind else [])
+    variants += [(args.blind, args.ensemble_too)] if args.ensemble_too > 1 else []
     measured: dict = {}
     try:
         for name in names:
-            den = load(name)
-            for blind in variants:
-                label = f"{name}, blind" if blind else name
+            for blind, ensemble in variants:
+                den = load(name, ensemble=ensemble)
+                if ensemble > 1 and not isinstance(den, (ModelDenoiser, AutoDenoiser)):
+                    continue  # self-ensemble is a network option
+                label = name + (", blind" if blind else "") + (f", x{ensemble} self-ensemble" if ensemble > 1 else "")
                 res = {"psnr": {}, "seconds": {}}
                 for s in sets:
                     print(f"{label}: {s} ...", file=sys.stderr)
                     res["psnr"][s] = measure_quality(name, den, args.datasets / s, sigmas, args.limit, blind)
-                if not blind or len(variants) == 1:  # the estimate's cost is timed with the true-sigma row
+                if not blind or args.blind:  # the estimate's cost is timed with the true-sigma row
                     for kind, ch, pick in (("gray", 1, GRAY_SETS), ("color", 3, set(SETS) - GRAY_SETS)):
                         src = next((s for s in sets if s in pick), None)
                         if src is not None:
