@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
 from imdenoise.weights_io import SHIPPED_DIR, ModelCard, load_model, save_weights
 
@@ -50,6 +51,19 @@ def psnr_table(path: Path | None, key: str, channels: int) -> dict[str, float]:
             if per and s in SETS_BY_CHANNELS[channels] for sig, v in per.items()}
 
 
+def stage_summary(logs: Path) -> str:
+    """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top)."""
+    stages = [logs] + sorted((d for d in logs.glob("stage-*") if (d / "train_log.jsonl").is_file()),
+                             key=lambda d: int(d.name.split("-")[1]))
+    parts = []
+    for i, d in enumerate(stages, 1):
+        threads = yaml.safe_load((d / "config.yaml").read_text())["optim"].get("threads") or 2
+        h, n = cpu_hours(d / "train_log.jsonl", threads)
+        start = "from scratch" if i == 1 else "continuing the previous stage"
+        parts.append(f"stage {i} ({start}): {n} steps, {h:.1f} CPU-hours, recipe and log in `{d.relative_to(ROOT)}/`")
+    return "; ".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -62,8 +76,6 @@ def main() -> None:
 
     model, card = load_model(args.run / f"{args.name}.safetensors")
     cfg_text = (args.run / "config.yaml").read_text()
-    import yaml
-
     cfg = yaml.safe_load(cfg_text)
     hours, steps = cpu_hours(args.run / "train_log.jsonl", cfg["optim"].get("threads") or 2)
     run_steps, run_hours = steps, hours
@@ -97,10 +109,8 @@ def main() -> None:
           f"- architecture: `{card.architecture}` {json.dumps(card.config)}",
           f"- parameters: {card.parameters:,}; channels: {card.in_channels}; noise range (sigma, 0-255): {card.noise_range}",
           f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
-          f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; log: "
-          f"`training-logs/{args.name}/train_log.jsonl`"
-          + (f"; its last {run_steps} steps ({run_hours:.1f} CPU-hours) continued `{init}` with the recipe and log "
-             f"in `{stage_dir.relative_to(ROOT)}/`" if init else ""),
+          f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; "
+          + stage_summary(logs),
           f"- storage: float16 safetensors, loaded as float32; version {card.version}",
           "", "## Measured PSNR (dB), BENCHMARK.md protocol", "",
           f"Command: `{args.command}`", "", "| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]

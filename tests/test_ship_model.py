@@ -1,0 +1,66 @@
+"""scripts/ship_model.py: a first stage, a continued stage, and shipping the same stage again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from imdenoise.models.registry import build_model
+from imdenoise.weights_io import ModelCard, read_card, save_weights
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+
+
+@pytest.fixture
+def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ship_model's main() with the repository root and shipped-weights folder moved into tmp_path."""
+    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    monkeypatch.setattr(mod, "SHIPPED_DIR", tmp_path / "weights")
+
+    def run(run_dir: Path) -> ModelCard:
+        monkeypatch.setattr(sys, "argv", ["ship_model.py", str(run_dir), "m"])
+        mod.main()
+        return read_card(tmp_path / "weights" / "m.safetensors")
+
+    return run
+
+
+def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | None = None) -> Path:
+    """A finished run folder: weights, config.yaml (1 thread) and a log of `steps` steps."""
+    run = root / name
+    torch.manual_seed(0)
+    model = build_model("unet", in_channels=1, widths=(8, 16, 32), blocks_per_level=1)
+    save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet",
+                                                         config=model.config.model_dump(mode="json"), in_channels=1))
+    cfg = {"name": "m", "optim": {"threads": 1}, "model": {"architecture": "unet"}}
+    if init:
+        cfg["model"]["init_weights"] = init
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rows = [{"step": s, "loss": 0.1, "time": 1000 + s / 100 * seconds_per_100} for s in range(100, steps + 1, 100)]
+    (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_stages_add_up_and_reshipping_is_idempotent(tmp_path: Path, ship) -> None:
+    first = ship(_run(tmp_path, "r1", 1000, 100))  # 900 s between the first and last logged step
+    assert first.training_steps == 1000 and first.cpu_hours == pytest.approx(0.25)
+    second_run = _run(tmp_path, "r2", 500, 360, init="weights/m.safetensors")  # 1440 s
+    second = ship(second_run)
+    assert second.training_steps == 1500 and second.cpu_hours == pytest.approx(0.65)
+    assert (tmp_path / "training-logs" / "m" / "stage-2" / "train_log.jsonl").read_bytes() == \
+        (second_run / "train_log.jsonl").read_bytes()
+    again = ship(second_run)  # the same stage shipped again: counted once, no stage-3
+    assert again.training_steps == 1500 and again.cpu_hours == pytest.approx(0.65)
+    assert not (tmp_path / "training-logs" / "m" / "stage-3").exists()
+    card = (tmp_path / "weights" / "m.md").read_text()
+    assert "stage 1 (from scratch): 1000 steps, 0.3 CPU-hours" in card  # 0.25 h plus float rounding
+    assert "stage 2 (continuing the previous stage): 500 steps, 0.4 CPU-hours" in card
