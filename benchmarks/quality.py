@@ -249,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     measured: dict = {}
     try:
         for name in names:
+            loaded: dict[int, object] = {}  # one denoiser per ensemble size, shared by its true/blind rows
             for blind, ensemble in variants:
-                den = load(name, ensemble=ensemble)
+                if ensemble not in loaded:
+                    loaded[ensemble] = load(name, ensemble=ensemble)
+                den = loaded[ensemble]
                 if ensemble > 1 and not isinstance(den, (ModelDenoiser, AutoDenoiser)):
                     continue  # self-ensemble is a network option
                 label = name + (", blind" if blind else "") + (f", x{ensemble} self-ensemble" if ensemble > 1 else "")
