@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from imdenoise.data import (IndexStream, PairedDataset, SyntheticNoiseDataset, augment, match_pairs,
-                            read_idx_images)
+                            read_idx_images, rescaled_copies)
 from imdenoise.errors import ConfigError
 from imdenoise.losses import charbonnier, l1, mse, parse_loss
 
@@ -133,3 +133,30 @@ def test_index_stream_splits_global_batch_across_ranks() -> None:
     r0, r1 = take(IndexStream(3, 2, 0, 2), 4), take(IndexStream(3, 2, 1, 2), 4)
     assert single == [12, 13, 14, 15, 16, 17, 18, 19]
     assert sorted(r0[:2] + r1[:2]) == single[:4] and sorted(r0[2:] + r1[2:]) == single[4:]
+
+
+def test_rescaled_copies_match_pil_bicubic_and_skip_too_small() -> None:
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (180, 200, 1), dtype=np.uint8)
+    color = rng.integers(0, 256, (321, 481, 3), dtype=np.uint8)
+    out = rescaled_copies([gray, color], [1.0, 0.5], min_size=128)
+    # the originals unchanged, then the half-size color copy; the 90x100 gray copy is below the patch size
+    assert [a.shape for a in out] == [(180, 200, 1), (321, 481, 3), (160, 240, 3)]
+    assert out[0] is gray and out[1] is color
+    reference = np.asarray(Image.fromarray(color).resize((240, 160), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out[2], reference)
+    # antialiased: a checkerboard at half size averages to flat gray instead of aliasing to black/white
+    board = (np.indices((256, 256)).sum(0) % 2 * 255).astype(np.uint8)[..., None]
+    (small,) = rescaled_copies([board], [0.5], min_size=64)
+    assert small.shape == (128, 128, 1) and np.abs(small[8:-8, 8:-8].astype(int) - 128).max() <= 2
+
+
+def test_scales_are_checked(tmp_path: Path) -> None:
+    from imdenoise.train_config import load_config
+
+    base = {"output_dir": str(tmp_path / "r"), "data": {"train": [str(tmp_path)]}}
+    for scales, match in [([1.5], "must lie in"), ([0.0], "must lie in")]:
+        with pytest.raises(ConfigError, match=match):
+            load_config(raw={**base, "data": {"train": [str(tmp_path)], "scales": scales}})
+    with pytest.raises(ConfigError, match="clean images"):
+        load_config(raw={**base, "data": {"noisy": [str(tmp_path)], "scales": [0.5]}})

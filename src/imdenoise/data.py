@@ -91,6 +91,28 @@ def load_images(paths: Sequence[Path], channels: int, keep_float: bool = False) 
     return out
 
 
+def rescaled_copies(images: list[np.ndarray], scales: Sequence[float], min_size: int) -> list[np.ndarray]:
+    """Each image at each scale (bicubic, antialiased), as DnCNN's patch generation does: downscaled
+    copies add detail density and wash out the JPEG artifacts of the clean sources. Copies whose
+    shorter side would fall below `min_size` (the patch size) are left out."""
+    from PIL import Image
+
+    out = []
+    for scale in scales:
+        for img in images:
+            h, w = img.shape[:2]
+            size = (round(w * scale), round(h * scale))
+            if scale == 1.0:
+                out.append(img)
+            elif min(size) >= min_size:
+                pil = Image.fromarray(img[..., 0] if img.shape[2] == 1 else img)
+                small = np.asarray(pil.resize(size, Image.Resampling.BICUBIC))
+                out.append(small.reshape(size[1], size[0], img.shape[2]))
+    if len(scales) > 1 or scales[0] != 1.0:
+        log.info("scales %s: %d training images from %d", list(scales), len(out), len(images))
+    return out
+
+
 def augment(patch: np.ndarray, k: int) -> np.ndarray:
     """One of the 8 dihedral transforms (k in 0..7): k % 4 quarter turns, then a flip if k >= 4."""
     patch = np.rot90(patch, k % 4, axes=(0, 1))

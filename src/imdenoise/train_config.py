@@ -41,11 +41,19 @@ class DataSection(_Strict):
     val_noise: str = "gaussian:25"
     val_limit: int = Field(8, ge=1)
     limit: int | None = Field(None, ge=1, description="use only the first N training images")
+    scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
+                                description="clean images: also train on copies downscaled by these factors")
 
     @model_validator(mode="after")
     def _sources(self) -> "DataSection":
         if sum(bool(x) for x in (self.train, self.paired, self.noisy)) != 1:
             raise ValueError("give exactly one of data.train (clean folders), data.paired or data.noisy")
+        bad = [s for s in self.scales if not 0 < s <= 1]
+        if bad:
+            raise ValueError(f"data.scales must lie in (0, 1] (downscaling only), got {bad}")
+        if self.scales != [1.0] and not self.train:
+            raise ValueError("data.scales applies to clean images (data.train) only: resizing noisy images "
+                             "would change their noise")
         return self
 
 

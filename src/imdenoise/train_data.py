@@ -9,7 +9,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from imdenoise.data import (NoisyOnlyDataset, PairedDataset, SyntheticNoiseDataset, is_idx_file, list_images,
-                            load_images, match_pairs, read_idx_images, to_uint8)
+                            load_images, match_pairs, read_idx_images, rescaled_copies,
+                            to_uint8)
 from imdenoise.errors import ConfigError
 from imdenoise.train_config import TrainConfig
 
@@ -59,6 +60,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
         if cfg.mode == "selfsupervised":
             dataset = NoisyOnlyDataset(images, d.patch_size, seed, augment=d.augment)
         else:
+            images = rescaled_copies(images, d.scales, d.patch_size)
             dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment)
     for folder in d.val:
         val += load_images(list_images(folder)[: d.val_limit], d.channels)
