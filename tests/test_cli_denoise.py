@@ -103,7 +103,7 @@ def test_models_lists_architectures() -> None:
 @pytest.mark.parametrize("options, message", [
     (["--device", "tpu"], "device must be auto, cpu, cuda or mps, got 'tpu'"),
     (["--overlap", "-5"], "overlap must be 0 or more pixels"),
-    (["--precision", "fp16"], "precision must be fp32 or bf16"),
+    (["--precision", "fp16"], "precision must be fp32, bf16 or auto"),
     (["--tile", "-5"], "tile must be at least 64 pixels"),
     (["--threads", "0"], "threads must be at least 1"),
     (["--ensemble", "3"], "ensemble must be one of 1, 2, 4, 8"),

@@ -252,3 +252,15 @@ def test_ema_warms_up_so_short_runs_do_not_keep_the_random_init(image_dir: Path,
     assert moved > 0.5 * trained
     trainer.step = 10_000_000
     assert trainer.ema_decay() == 0.999
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_hardware(image_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             native: bool) -> None:
+    from imdenoise import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native)
+    trainer = Trainer(load_config(raw=_raw(image_dir, tmp_path / f"auto-{native}", precision="auto")))
+    assert trainer.precision == ("bf16" if native else "fp32")
+    with trainer._autocast():
+        assert torch.is_autocast_enabled("cpu") is native

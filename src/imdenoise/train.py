@@ -78,8 +78,13 @@ class Trainer:
         from imdenoise.losses import parse_loss
 
         self.loss_fn = parse_loss(cfg.optim.loss, cfg.optim.vgg_weights)
+        from imdenoise.precision import resolve_precision
+
+        self.precision = resolve_precision(cfg.optim.precision, self.device)
+        if self.is_main:
+            log.info("precision %s (config: %s)", self.precision, cfg.optim.precision)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is a no-op)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.optim.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.step = 0
         self.best_psnr = -math.inf
         self.history: list[dict[str, Any]] = []
@@ -142,7 +147,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def _autocast(self):
-        p = self.cfg.optim.precision
+        p = self.precision
         if p == "fp32":
             return nullcontext()
         dtype = torch.bfloat16 if p == "bf16" else torch.float16

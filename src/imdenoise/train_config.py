@@ -71,7 +71,8 @@ class OptimSection(_Strict):
     min_lr_ratio: float = Field(0.01, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)
     ema: float | None = Field(0.999, gt=0, lt=1)
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast where the device computes bf16 natively, else fp32")
     compile: bool = False
     loss: str = "l1"
     vgg_weights: str | None = None

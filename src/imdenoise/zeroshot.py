@@ -37,7 +37,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     "paper": dict(learning_rate=1e-3, epoch_count=2000, step_size=1500, gamma=0.5,
                   precision="fp32", patch=None, patience=None),
     "fast": dict(learning_rate=2e-3, epoch_count=800, step_size=600, gamma=0.5,
-                 precision="bf16", patch=128, patience=None),
+                 precision="auto", patch=128, patience=None),
 }
 
 
@@ -52,7 +52,7 @@ class ZeroShotConfig(BaseModel):
     gamma: float | None = Field(None, gt=0, le=1, description="StepLR decay factor")
     degree: float | None = Field(None, ge=0, le=255, description="demo mode: add Gaussian noise of this sigma")
     schedule: Schedule = "fast"
-    precision: Literal["fp32", "bf16"] | None = None
+    precision: Literal["auto", "fp32", "bf16"] | None = Field(None, description="auto: bf16 where the CPU has it")
     patch: int | None = Field(None, ge=0, description="random-crop size per iteration (0: whole image)")
     patience: int | None = Field(None, ge=0, description="early-stopping window in iterations (0: off)")
     features: int = Field(48, ge=1, le=1024)
@@ -68,6 +68,9 @@ class ZeroShotConfig(BaseModel):
                 base[key] = value
         base["patch"] = base["patch"] or None  # 0 means the whole image
         base["patience"] = base["patience"] or None  # 0 means no early stopping
+        from imdenoise.precision import resolve_precision
+
+        base["precision"] = resolve_precision(base["precision"])  # the fit runs on the CPU
         return base
 
     @model_validator(mode="after")

@@ -74,7 +74,7 @@ def denoise(
     tile: int = typer.Option(1024, "--tile", help="Tile size for large images (memory bound); 0 = never tile."),
     overlap: int = typer.Option(64, "--overlap", help="Tile overlap in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (autocast)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU computes it natively)."),
     ensemble: int = typer.Option(1, "--ensemble", help="Average 1 (off), 2, 4 or 8 flipped/rotated passes "
                                  "(geometric self-ensemble: about +0.1 dB at N times the time)."),
     backend: str = typer.Option("torch", "--backend", help="torch or onnxruntime (for .onnx files)."),

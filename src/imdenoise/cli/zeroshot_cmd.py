@@ -18,7 +18,7 @@ def zeroshot(
     lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (config: learning_rate)."),
     step_size: Optional[int] = typer.Option(None, "--step-size", help="StepLR: iterations between decays."),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="StepLR decay factor."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU computes it natively; the fast schedule's default)."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Random-crop size per step; 0 = whole image."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop when the loss plateaus over this many steps."),
     degree: Optional[float] = typer.Option(None, "--degree", help="Demo: add Gaussian noise of this sigma (0-255) "
