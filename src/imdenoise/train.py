@@ -67,8 +67,13 @@ class Trainer:
         if cfg.model.init_weights:
             from imdenoise.weights_io import load_model
 
+            from imdenoise.models.grow import load_grown
+
             src, _ = load_model(cfg.model.init_weights)
-            self.model.load_state_dict(src.state_dict())
+            added = load_grown(self.model, src.state_dict(), cfg.model.init_weights)
+            if added and self.is_main:
+                log.info("grew %s by %d identity-initialised residual blocks: %s",
+                         cfg.model.init_weights, len(added), ", ".join(added))
         self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.optim.ema else None
         opt_cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam

@@ -21,7 +21,8 @@ class UNetConfig(BaseModel):
     in_channels: int = Field(1, ge=1, le=4)
     out_channels: int | None = Field(None, ge=1, le=4, description="defaults to in_channels")
     widths: tuple[int, ...] = Field((64, 128, 256), min_length=1, max_length=6, description="one per level")
-    blocks_per_level: int = Field(2, ge=1, le=8)
+    blocks_per_level: int | tuple[int, ...] = Field(
+        2, description="blocks per stage: one count, or one per level (the last for the bottleneck)")
     block: Literal["plain", "residual"] = "residual"
     down: Literal["maxpool", "strided"] = "strided"
     up: Literal["transposed", "bilinear", "pixelshuffle"] = "transposed"
@@ -41,7 +42,17 @@ class UNetConfig(BaseModel):
             raise ValueError("residual learning needs out_channels == in_channels")
         if any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive, got {self.widths}")
+        counts = self.level_blocks()
+        if len(counts) != len(self.widths):
+            raise ValueError(f"blocks_per_level needs one count per level ({len(self.widths)}), got {counts}")
+        if any(not 1 <= n <= 8 for n in counts):
+            raise ValueError(f"blocks_per_level counts must lie in 1-8, got {counts}")
         return self
+
+    def level_blocks(self) -> tuple[int, ...]:
+        """Blocks of each level's encoder and decoder stage (the last level's: the bottleneck)."""
+        n = self.blocks_per_level
+        return tuple(n) if isinstance(n, tuple) else (n,) * len(self.widths)
 
 
 class UNet(DenoisingNet):
@@ -59,18 +70,18 @@ class UNet(DenoisingNet):
         self.size_multiple = r * 2 ** (len(cfg.widths) - 1)
         block = BLOCKS[cfg.block]
         w = cfg.widths
-        n = cfg.blocks_per_level
+        counts = cfg.level_blocks()
 
-        def stage(cin: int, cout: int) -> nn.Sequential:
+        def stage(cin: int, cout: int, n: int) -> nn.Sequential:
             return nn.Sequential(*[block(cin if i == 0 else cout, cout, cfg.activation, cfg.norm) for i in range(n)])
 
         self.head = conv3x3(cfg.in_channels * r * r + int(cfg.noise_map), w[0])
-        self.encoders = nn.ModuleList(stage(w[i], w[i]) for i in range(len(w) - 1))
+        self.encoders = nn.ModuleList(stage(w[i], w[i], counts[i]) for i in range(len(w) - 1))
         self.downs = nn.ModuleList(downsample(cfg.down, w[i], w[i + 1]) for i in range(len(w) - 1))
-        self.bottleneck = stage(w[-1], w[-1])
+        self.bottleneck = stage(w[-1], w[-1], counts[-1])
         self.ups = nn.ModuleList(upsample(cfg.up, w[i + 1], w[i]) for i in range(len(w) - 1))
         merge = 2 if cfg.skip == "concat" else 1
-        self.decoders = nn.ModuleList(stage(w[i] * merge, w[i]) for i in range(len(w) - 1))
+        self.decoders = nn.ModuleList(stage(w[i] * merge, w[i], counts[i]) for i in range(len(w) - 1))
         self.tail = conv3x3(w[0], self.out_channels * r * r)
         self.act_out = {"none": nn.Identity(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[cfg.output_activation]
 
