@@ -65,9 +65,8 @@ class Trainer:
         torch.manual_seed(cfg.optim.seed)
         self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
         if cfg.model.init_weights:
-            from imdenoise.weights_io import load_model
-
             from imdenoise.models.grow import load_grown
+            from imdenoise.weights_io import load_model
 
             src, _ = load_model(cfg.model.init_weights)
             added = load_grown(self.model, src.state_dict(), cfg.model.init_weights)
