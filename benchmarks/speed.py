@@ -4,12 +4,14 @@ Each row runs in a fresh subprocess (so its peak resident memory, VmHWM, is that
 allocator included): the engine's `denoise` call on a random image already in memory, after one
 warm-up call (which includes torch.compile's compilation), median of --repeats calls, with
 torch.set_num_threads(2) (onnxruntime: 2 intra-op threads) and channels-last tensors.
-Weights are random (speed does not depend on them); onnxruntime rows use models exported and
+Registry architectures run with random weights (speed does not depend on them); a shipped model's
+name (`gray`, `color`) times that model as it ships, its architecture config included; onnxruntime rows use models exported and
 int8-quantized (static, calibrated on a few training images, quantize_int8's default recipe: the
 U-Net's first level stays float32) once per architecture and channels.
 
     python benchmarks/speed.py --quick
     python benchmarks/speed.py --archs unet,dncnn --large --compile
+    python benchmarks/speed.py --archs gray,color,dncnn --modes eager,bf16
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ def run_row(arch: str, size: int, channels: int, mode: str, repeats: int, thread
         fp32, q8 = _ort_paths(workdir, arch, channels)
         den = load_onnx(q8 if mode == "ort-int8" else fp32, opts)
     else:
-        from imdenoise.models.registry import build_model
+        from imdenoise.export import resolve_model
 
         torch.manual_seed(0)
-        den = ModelDenoiser(build_model(arch, in_channels=channels), arch, None, opts)
+        model, card = resolve_model(arch, channels)
+        den = ModelDenoiser(model, arch, card, opts)
     from imdenoise.inference import median_seconds
 
     img = np.random.default_rng(0).random((size, size, channels), dtype=np.float32)
@@ -119,6 +122,7 @@ def table(rows: list[tuple[str, int, int, str, dict]], refs: dict[tuple[int, int
 def main(argv: list[str] | None = None) -> None:
     """Parse options, measure every selected row, print the markdown table."""
     from imdenoise.models.registry import ARCHITECTURES
+    from imdenoise.weights_io import SHIPPED_DIR
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures")
@@ -140,10 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.archs, args.sizes, args.channels, args.repeats = "unet,dncnn", "512", "gray", 1
     archs = [a for a in args.archs.split(",") if a]
-    unknown = [a for a in archs if a not in ARCHITECTURES]
+    unknown = [a for a in archs if a not in ARCHITECTURES and not (SHIPPED_DIR / f"{a}.safetensors").is_file()]
     modes = list(dict.fromkeys([m for m in args.modes.split(",") if m] + (["compile"] if args.compile else [])))
     if unknown or any(m not in MODES for m in modes):
-        p.error(f"unknown architecture(s) {unknown} or mode(s) in {modes}; architectures: {', '.join(ARCHITECTURES)}")
+        shipped = ", ".join(sorted(f.stem for f in SHIPPED_DIR.glob("*.safetensors")))
+        p.error(f"unknown architecture(s) {unknown} or mode(s) in {modes}; architectures: {', '.join(ARCHITECTURES)}; "
+                f"shipped models: {shipped}")
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([2048] if args.large else [])
     chans = [{"gray": 1, "color": 3}[c] for c in args.channels.split(",") if c]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="imdenoise-speed-"))

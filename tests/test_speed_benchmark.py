@@ -1,0 +1,44 @@
+"""benchmarks/speed.py: rows time registry architectures and shipped models; unknown names are refused."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+
+def _speed_module():
+    spec = importlib.util.spec_from_file_location("speed", Path(__file__).parents[1] / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.mark.parametrize("name", ["unet", "gray"])
+def test_row_times_architecture_or_shipped_model(tmp_path: Path, name: str) -> None:
+    row = _speed_module().run_row(name, 48, 1, "eager", repeats=1, threads=1, workdir=tmp_path)
+    assert row["sec"] > 0 and row["mpx_s"] == pytest.approx(48 * 48 / 1e6 / row["sec"]) and row["rss_mb"] > 0
+
+
+def test_shipped_model_row_uses_its_own_architecture() -> None:
+    """The shipped model is built from its card (weights included), not from the registry default."""
+    import torch
+
+    from imdenoise.export import resolve_model
+    from imdenoise.weights_io import SHIPPED_DIR
+    from safetensors.torch import load_file
+
+    model, card = resolve_model("gray", 1)
+    shipped = load_file(str(SHIPPED_DIR / "gray.safetensors"))
+    state = model.state_dict()
+    assert set(shipped) == set(state)
+    assert all(torch.equal(state[k], shipped[k].float()) for k in shipped)
+
+
+def test_unknown_name_is_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _speed_module().main(["--archs", "nosuchnet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "nosuchnet" in err and "shipped models: color, gray" in err
