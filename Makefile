@@ -21,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/imdenoise demo --output demo-output
 
-## The fast test suite (what CI runs): everything but tests marked slow.
-test: $(STAMP) browser
+## Static checks (ruff: pyflakes, pycodestyle, bugbear, import order; config in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+
+## The fast test suite (what CI runs): lint, then everything but tests marked slow.
+test: $(STAMP) browser lint
 	$(PY) -m pytest -m "not slow" -n 2 --timeout 600
 
 ## Slow tests: full datasets, longer training runs, big images.

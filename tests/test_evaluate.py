@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imdenoise.evaluate import (EvalSettings, EvaluationError, evaluate, load_dataset, make_noisy, parse_levels,
-                                quantize, residual_stats, summarize)
+from imdenoise.evaluate import (
+    EvalSettings,
+    EvaluationError,
+    evaluate,
+    load_dataset,
+    make_noisy,
+    parse_levels,
+    quantize,
+    residual_stats,
+    summarize,
+)
 from imdenoise.inference import load
 
 QUIET = EvalSettings(progress=False)

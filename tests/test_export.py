@@ -52,7 +52,7 @@ def _roundtrip(weights: Path, out: Path) -> float:
         from imdenoise.tiling import run_padded
 
         with torch.no_grad():
-            ref = run_padded(lambda t: model(t, s), x, model.size_multiple).numpy()
+            ref = run_padded(lambda t, s=s: model(t, s), x, model.size_multiple).numpy()
         assert got.shape == ref.shape == (n, model.in_channels, h, w)
         worst = max(worst, float(np.abs(got - ref).max()))
     assert rep.max_abs_diff < 1e-4

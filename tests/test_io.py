@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from imdenoise.atomic import new_file_mode
 import tifffile
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from imdenoise import io as imio
 from imdenoise import io_formats
-from imdenoise.errors import (ImageReadError, ImageTooLargeError, ImageWriteError, ImDenoiseError,
-                              OutputExistsError)
+from imdenoise.atomic import new_file_mode
+from imdenoise.errors import ImageReadError, ImageTooLargeError, ImageWriteError, ImDenoiseError, OutputExistsError
 from imdenoise.io import read_frames, read_image, write_image
 
 ASSETS = Path(imio.__file__).parent / "assets"

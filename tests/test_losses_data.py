@@ -10,8 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from imdenoise.data import (IndexStream, PairedDataset, SyntheticNoiseDataset, augment, match_pairs,
-                            read_idx_images, rescaled_copies)
+from imdenoise.data import (
+    IndexStream,
+    PairedDataset,
+    SyntheticNoiseDataset,
+    augment,
+    match_pairs,
+    read_idx_images,
+    rescaled_copies,
+)
 from imdenoise.errors import ConfigError
 from imdenoise.losses import charbonnier, l1, mse, parse_loss
 

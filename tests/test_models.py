@@ -20,7 +20,7 @@ def test_forward_on_odd_sizes_keeps_shape(name: str, channels: int) -> None:
         x = torch.rand(2, channels, h, w)
         sigma = torch.full((2,), 25 / 255)
         with torch.inference_mode():
-            y = run_padded(lambda t: model(t, sigma), x, model.size_multiple)
+            y = run_padded(lambda t, s=sigma: model(t, s), x, model.size_multiple)
         assert y.shape == x.shape
         assert torch.isfinite(y).all()
 

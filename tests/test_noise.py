@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 
 from imdenoise.errors import ImDenoiseError, NoiseSpecError
-from imdenoise.noise import (GaussianNoise, MixedNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise,
-                             benchmark_noisy, benchmark_rng, estimate_sigma, parse_noise, parse_noise_levels)
+from imdenoise.noise import (
+    GaussianNoise,
+    MixedNoise,
+    PoissonNoise,
+    SaltPepperNoise,
+    SpeckleNoise,
+    benchmark_noisy,
+    benchmark_rng,
+    estimate_sigma,
+    parse_noise,
+    parse_noise_levels,
+)
 
 FLAT = np.full((256, 256, 1), 0.5, dtype=np.float32)
 

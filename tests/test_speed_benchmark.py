@@ -24,10 +24,10 @@ def test_row_times_architecture_or_shipped_model(tmp_path: Path, name: str) -> N
 def test_shipped_model_row_uses_its_own_architecture() -> None:
     """The shipped model is built from its card (weights included), not from the registry default."""
     import torch
+    from safetensors.torch import load_file
 
     from imdenoise.export import resolve_model
     from imdenoise.weights_io import SHIPPED_DIR
-    from safetensors.torch import load_file
 
     model, card = resolve_model("gray", 1)
     shipped = load_file(str(SHIPPED_DIR / "gray.safetensors"))

@@ -11,8 +11,15 @@ import torch.nn.functional as F
 
 from imdenoise.errors import ConfigError, ImDenoiseError
 from imdenoise.metrics import psnr_uint8
-from imdenoise.zeroshot import (SCHEDULES, ZeroShotDenoiser, _plateaued, load_config, make_config,
-                                pair_downsampler, zeroshot_loss)
+from imdenoise.zeroshot import (
+    SCHEDULES,
+    ZeroShotDenoiser,
+    _plateaued,
+    load_config,
+    make_config,
+    pair_downsampler,
+    zeroshot_loss,
+)
 
 FAST_TEST = dict(epoch_count=300, step_size=250, learning_rate=3e-3, progress=False)
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from imdenoise.errors import ImDenoiseError, ImageReadError
+from imdenoise.errors import ImageReadError, ImDenoiseError
 
 __all__ = [
     "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "Kept", "load_dataset", "parse_levels",

@@ -23,7 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imdenoise import __version__
 from imdenoise.errors import ImageTooLargeError, ImDenoiseError, UnknownMethodError
 from imdenoise.server_jobs import (
-    ACCEPTED, ImageJob, JobResult, JobRunner, ModelCache, ServerSettings, ServiceError, sniff,
+    ACCEPTED,
+    ImageJob,
+    JobResult,
+    JobRunner,
+    ModelCache,
+    ServerSettings,
+    ServiceError,
+    sniff,
 )
 
 log = logging.getLogger("imdenoise.server")

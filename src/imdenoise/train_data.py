@@ -8,9 +8,18 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from imdenoise.data import (NoisyOnlyDataset, PairedDataset, SyntheticNoiseDataset, is_idx_file, list_images,
-                            load_images, match_pairs, read_idx_images, rescaled_copies,
-                            to_uint8)
+from imdenoise.data import (
+    NoisyOnlyDataset,
+    PairedDataset,
+    SyntheticNoiseDataset,
+    is_idx_file,
+    list_images,
+    load_images,
+    match_pairs,
+    read_idx_images,
+    rescaled_copies,
+    to_uint8,
+)
 from imdenoise.errors import ConfigError
 from imdenoise.train_config import TrainConfig
 

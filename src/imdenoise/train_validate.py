@@ -39,7 +39,7 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
         cond = noise.nominal_sigma if noise.nominal_sigma is not None else 255.0 * float(np.std(noisy - clean))
         sigma = torch.full((1,), cond / 255.0, device=trainer.device)
         with torch.inference_mode():
-            out = run_tiled(lambda t: model(t, sigma), x, model.size_multiple, tile=512)
+            out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)
         out_u8 = np.round(np.clip(out[0].cpu().numpy().transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
         noisy_u8 = np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
         psnrs.append(psnr_uint8(clean_u8, out_u8))

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from imdenoise.errors import ImDenoiseError, ImageReadError
+from imdenoise.errors import ImageReadError, ImDenoiseError
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
@@ -86,8 +86,8 @@ def denoise(
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.inference import load
     from imdenoise.denoiser import checked_sigma
+    from imdenoise.inference import load
     from imdenoise.io import read_frames, write_frames
 
     if model and method:

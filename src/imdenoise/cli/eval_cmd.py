@@ -39,10 +39,24 @@ def eval_(
                                 "timing (the protocol); skip it for slow per-image methods such as zeroshot."),
 ) -> None:
     """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
-    from imdenoise.evaluate import (EvalSettings, EvaluationError, evaluate, load_dataset, noise_label, parse_levels,
-                                    summarize)
-    from imdenoise.evaluate_report import (check_writable, figure_paths, load_lpips, markdown_table, write_csv,
-                                           write_figures, write_json)
+    from imdenoise.evaluate import (
+        EvalSettings,
+        EvaluationError,
+        evaluate,
+        load_dataset,
+        noise_label,
+        parse_levels,
+        summarize,
+    )
+    from imdenoise.evaluate_report import (
+        check_writable,
+        figure_paths,
+        load_lpips,
+        markdown_table,
+        write_csv,
+        write_figures,
+        write_json,
+    )
 
     names = _split(method)
     if not names:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from imdenoise.models.base import DenoisingNet
-from imdenoise.models.blocks import BLOCKS, activation, conv3x3, downsample, upsample
+from imdenoise.models.blocks import BLOCKS, conv3x3, downsample, upsample
 
 
 class UNetConfig(BaseModel):
