@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("name")
     ap.add_argument("--quality", type=Path, help="benchmarks/quality.py --json output (true sigma)")
     ap.add_argument("--quality-blind", type=Path, help="the same with --blind")
+    ap.add_argument("--description", help="the card's one-line description (default: the run's recipe's); "
+                    "for a stage that changed what the line states, e.g. the architecture's cost")
     ap.add_argument("--key", default="default", help="the method name in the quality JSON")
     ap.add_argument("--command", default="python benchmarks/quality.py --methods default --json quality.json")
     args = ap.parse_args()
@@ -95,7 +97,8 @@ def main() -> None:
             steps, hours = parent.training_steps, parent.cpu_hours
     card_data = card.model_dump(mode="json")
     card_data.update(
-        name=args.name, version="1.0", cpu_hours=round(hours, 2), training_steps=steps,
+        name=args.name, description=args.description or card.description, version="1.0",
+        cpu_hours=round(hours, 2), training_steps=steps,
         psnr=psnr_table(args.quality, args.key, card.in_channels),
         psnr_blind=psnr_table(args.quality_blind, f"{args.key}, blind", card.in_channels),
         measured_by=args.command, storage="float16 (loaded as float32)",

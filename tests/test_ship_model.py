@@ -26,8 +26,8 @@ def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(mod, "ROOT", tmp_path)
     monkeypatch.setattr(mod, "SHIPPED_DIR", tmp_path / "weights")
 
-    def run(run_dir: Path) -> ModelCard:
-        monkeypatch.setattr(sys, "argv", ["ship_model.py", str(run_dir), "m"])
+    def run(run_dir: Path, *options: str) -> ModelCard:
+        monkeypatch.setattr(sys, "argv", ["ship_model.py", str(run_dir), "m", *options])
         mod.main()
         return read_card(tmp_path / "weights" / "m.safetensors")
 
@@ -39,7 +39,7 @@ def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | 
     run = root / name
     torch.manual_seed(0)
     model = build_model("unet", in_channels=1, widths=(8, 16, 32), blocks_per_level=1)
-    save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet",
+    save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet", description="recipe line",
                                                          config=model.config.model_dump(mode="json"), in_channels=1))
     cfg = {"name": "m", "optim": {"threads": 1}, "model": {"architecture": "unet"}}
     if init:
@@ -64,3 +64,11 @@ def test_stages_add_up_and_reshipping_is_idempotent(tmp_path: Path, ship) -> Non
     card = (tmp_path / "weights" / "m.md").read_text()
     assert "stage 1 (from scratch): 1000 steps, 0.3 CPU-hours" in card  # 0.25 h plus float rounding
     assert "stage 2 (continuing the previous stage): 500 steps, 0.4 CPU-hours" in card
+
+
+def test_description_comes_from_the_run_unless_given(tmp_path: Path, ship) -> None:
+    run = _run(tmp_path, "r1", 300, 100)
+    assert ship(run).description == "recipe line"
+    card = ship(run, "--description", "grown U-Net (0.30 MFLOP/px)")
+    assert card.description == "grown U-Net (0.30 MFLOP/px)"
+    assert (tmp_path / "weights" / "m.md").read_text().splitlines()[2] == "grown U-Net (0.30 MFLOP/px)"
