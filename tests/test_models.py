@@ -74,13 +74,21 @@ def test_bad_configs_are_named() -> None:
         get_architecture("resnet-9000")
 
 
-def test_shipped_architecture_is_efficient() -> None:
-    """The shipped U-Net costs at most a quarter of DnCNN-17's FLOPs per pixel."""
+def test_shipped_models_are_efficient() -> None:
+    """The shipped models (their own architecture config) cost under 30% of DnCNN-17's FLOPs per pixel,
+    and the registry's `unet` under a quarter."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from imdenoise.export import resolve_model
+
     def flops(model: torch.nn.Module) -> int:
+        channels = model.in_channels
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
-            model(torch.rand(1, 1, 64, 64), torch.full((1,), 0.1))
+            model(torch.rand(1, channels, 64, 64), torch.full((1,), 0.1))
         return fc.get_total_flops()
 
-    assert flops(build_model("unet")) < 0.25 * flops(build_model("dncnn"))
+    dncnn = flops(build_model("dncnn"))
+    assert flops(build_model("unet")) < 0.25 * dncnn
+    for name in ("gray", "color"):
+        model, _ = resolve_model(name)
+        assert flops(model) < 0.30 * flops(build_model("dncnn", in_channels=model.in_channels))

@@ -34,14 +34,17 @@ def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | None = None) -> Path:
+def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | None = None,
+         blocks: int | list[int] = 1) -> Path:
     """A finished run folder: weights, config.yaml (1 thread) and a log of `steps` steps."""
     run = root / name
     torch.manual_seed(0)
-    model = build_model("unet", in_channels=1, widths=(8, 16, 32), blocks_per_level=1)
+    model = build_model("unet", in_channels=1, widths=(8, 16, 32), blocks_per_level=blocks)
     save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet", description="recipe line",
                                                          config=model.config.model_dump(mode="json"), in_channels=1))
     cfg = {"name": "m", "optim": {"threads": 1}, "model": {"architecture": "unet"}}
+    if blocks != 1:
+        cfg["model"]["config"] = {"blocks_per_level": blocks}
     if init:
         cfg["model"]["init_weights"] = init
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -72,3 +75,12 @@ def test_description_comes_from_the_run_unless_given(tmp_path: Path, ship) -> No
     card = ship(run, "--description", "grown U-Net (0.30 MFLOP/px)")
     assert card.description == "grown U-Net (0.30 MFLOP/px)"
     assert (tmp_path / "weights" / "m.md").read_text().splitlines()[2] == "grown U-Net (0.30 MFLOP/px)"
+
+
+def test_a_grown_stage_names_its_new_shape(tmp_path: Path, ship) -> None:
+    ship(_run(tmp_path, "r1", 300, 100))
+    ship(_run(tmp_path, "r2", 200, 100, init="weights/m.safetensors", blocks=[2, 1, 1]))
+    ship(_run(tmp_path, "r3", 400, 100, init="weights/m.safetensors", blocks=[2, 1, 1]))
+    card = (tmp_path / "weights" / "m.md").read_text()
+    assert "stage 2 (growing the previous stage's model to blocks_per_level [2, 1, 1]): 200 steps" in card
+    assert "stage 3 (continuing the previous stage): 400 steps" in card

@@ -26,9 +26,10 @@ class Architecture:
         return self.builder(**{**self.defaults, **overrides})
 
 
-# The efficient default of the shipped models: FFDNet-style pixel-unshuffle to half resolution,
-# then a 3-level residual U-Net (DRUNet-style blocks, additive skips) with a noise-level map input.
-# 0.22 MFLOP per pixel: 1/5 of DnCNN-17, with a receptive field of more than 100 pixels.
+# The efficient family of the shipped models: FFDNet-style pixel-unshuffle to half resolution, then a
+# 3-level residual U-Net (DRUNet-style blocks, additive skips) with a noise-level map input. 0.22 MFLOP
+# per pixel, 1/5 of DnCNN-17, with a receptive field of more than 100 pixels. The shipped weights use it
+# with four blocks at the first level (blocks_per_level [4, 2, 2], 0.30 MFLOP/px; configs/gray.yaml).
 SHIPPED_UNET = dict(
     widths=(48, 96, 192), blocks_per_level=2, block="residual", down="strided", up="transposed",
     activation="relu", norm="none", skip="add", residual=True, noise_map=True, pixel_unshuffle=2,
@@ -38,11 +39,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in [
         Architecture("unet", UNet, SHIPPED_UNET,
-                     "efficient residual U-Net with noise-level map (the shipped models' architecture)"),
+                     "efficient residual U-Net with noise-level map (the shipped models' family)"),
         Architecture("unet-large", UNet, {**SHIPPED_UNET, "widths": (64, 128, 256)},
-                     "wider variant of the shipped U-Net (1.8x the compute)"),
+                     "wider variant of unet (1.8x the compute)"),
         Architecture("unet-blind", UNet, {**SHIPPED_UNET, "noise_map": False},
-                     "shipped U-Net without noise-level map (blind; for self-supervised training)"),
+                     "unet without noise-level map (blind; for self-supervised training)"),
         Architecture("unet-classic", UNet,
                      dict(widths=(64, 128, 256), block="plain", down="maxpool", up="transposed",
                           skip="concat", residual=False, output_activation="sigmoid"),
