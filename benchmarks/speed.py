@@ -5,8 +5,8 @@ allocator included): the engine's `denoise` call on a random image already in me
 warm-up call (which includes torch.compile's compilation), median of --repeats calls, with
 torch.set_num_threads(2) (onnxruntime: 2 intra-op threads) and channels-last tensors.
 Registry architectures run with random weights (speed does not depend on them); a shipped model's
-name (`gray`, `color`) times that model as it ships, its architecture config included; onnxruntime rows use models exported and
-int8-quantized (static, calibrated on a few training images, quantize_int8's default recipe: the
+name (`gray`, `color`) times that model as it ships, its architecture config included. onnxruntime
+rows use models exported and int8-quantized (static, calibrated on a few training images, quantize_int8's default recipe: the
 U-Net's first level stays float32) once per architecture and channels.
 
     python benchmarks/speed.py --quick

@@ -55,14 +55,14 @@ def stage_summary(logs: Path) -> str:
     """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top)."""
     stages = [logs] + sorted((d for d in logs.glob("stage-*") if (d / "train_log.jsonl").is_file()),
                              key=lambda d: int(d.name.split("-")[1]))
-    parts, shape = [], None
+    parts, shape = [], {}
     for i, d in enumerate(stages, 1):
         recipe = yaml.safe_load((d / "config.yaml").read_text())
         threads = recipe["optim"].get("threads") or 2
         h, n = cpu_hours(d / "train_log.jsonl", threads)
         changed = {k: v for k, v in ((recipe.get("model") or {}).get("config") or {}).items()
-                   if (shape or {}).get(k) != v}
-        shape = {**(shape or {}), **changed}
+                   if shape.get(k) != v}
+        shape.update(changed)
         if i == 1:
             start = "from scratch"
         elif changed:  # model.init_weights into a larger architecture (models/grow.py)

@@ -21,15 +21,19 @@ def test_row_times_architecture_or_shipped_model(tmp_path: Path, name: str) -> N
     assert row["sec"] > 0 and row["mpx_s"] == pytest.approx(48 * 48 / 1e6 / row["sec"]) and row["rss_mb"] > 0
 
 
-def test_shipped_model_row_uses_its_own_architecture() -> None:
-    """The shipped model is built from its card (weights included), not from the registry default."""
+def test_shipped_name_resolves_to_the_shipped_shape_and_weights() -> None:
+    """What a shipped model's row times: the card's architecture config (not the registry default) and
+    the shipped tensors."""
     import torch
     from safetensors.torch import load_file
 
     from imdenoise.export import resolve_model
+    from imdenoise.models.registry import build_model
     from imdenoise.weights_io import SHIPPED_DIR
 
     model, card = resolve_model("gray", 1)
+    assert model.config.model_dump(mode="json").items() >= card.config.items()  # the card lists non-defaults
+    assert list(model.state_dict()) != list(build_model("unet").state_dict())  # the shipped shape differs
     shipped = load_file(str(SHIPPED_DIR / "gray.safetensors"))
     state = model.state_dict()
     assert set(shipped) == set(state)
