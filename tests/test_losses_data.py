@@ -20,7 +20,7 @@ from imdenoise.data import (
     rescaled_copies,
 )
 from imdenoise.errors import ConfigError
-from imdenoise.losses import charbonnier, l1, mse, parse_loss
+from imdenoise.losses import PSNR_LOSS_FLOOR, charbonnier, l1, mse, parse_loss, psnr_loss
 
 
 def test_weighted_sum_matches_terms() -> None:
@@ -36,6 +36,33 @@ def test_weighted_sum_matches_terms() -> None:
 def test_charbonnier_is_smooth_l1() -> None:
     a, b = torch.zeros(4), torch.tensor([0.0, 1.0, -2.0, 0.5])
     assert charbonnier(a, b, eps=1e-3).item() == pytest.approx(l1(a, b).item(), abs=1e-3)
+
+
+def test_psnr_loss_is_minus_the_mean_skimage_psnr() -> None:
+    from skimage.metrics import peak_signal_noise_ratio
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 1, 16, 16, generator=gen)
+    pred = target + torch.randn(3, 1, 16, 16, generator=gen) * torch.tensor([0.01, 0.05, 0.2]).view(3, 1, 1, 1)
+    mse_each = [10 ** (-peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=1.0) / 10)
+                for t, p in zip(target, pred)]
+    floored_psnr = [-10 * np.log10(m + PSNR_LOSS_FLOOR) for m in mse_each]
+    assert psnr_loss(pred, target).item() == pytest.approx(-np.mean(floored_psnr), abs=1e-4)
+    assert parse_loss("psnr")(pred, target).item() == pytest.approx(psnr_loss(pred, target).item())
+    # masking every pixel in is the unmasked loss
+    assert psnr_loss(pred, target, torch.ones(3, 1, 16, 16)).item() == pytest.approx(psnr_loss(pred, target).item())
+
+
+def test_psnr_loss_weights_images_by_inverse_mse() -> None:
+    target = torch.zeros(2, 1, 8, 8)
+    pred = torch.cat([torch.full((1, 1, 8, 8), 0.02), torch.full((1, 1, 8, 8), 0.2)]).requires_grad_()
+    psnr_loss(pred, target).backward()
+    g = pred.grad.abs().flatten(1).sum(1)
+    mse_each = torch.tensor([0.02 ** 2, 0.2 ** 2])
+    # d/dx log(mse) = 2*err / (mse + floor): the low-error image gets the larger gradient, unlike MSE
+    expected = 10 / np.log(10) / 2 * 2 * torch.tensor([0.02, 0.2]) / (mse_each + PSNR_LOSS_FLOOR)
+    assert torch.allclose(g, expected, rtol=1e-4)
+    assert g[0] > g[1]
 
 
 def test_masked_loss_only_counts_masked_pixels() -> None:
