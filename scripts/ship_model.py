@@ -55,7 +55,7 @@ def stage_summary(logs: Path) -> str:
     """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top)."""
     stages = [logs] + sorted((d for d in logs.glob("stage-*") if (d / "train_log.jsonl").is_file()),
                              key=lambda d: int(d.name.split("-")[1]))
-    parts, shape = [], {}
+    parts, shape, loss = [], {}, None
     for i, d in enumerate(stages, 1):
         recipe = yaml.safe_load((d / "config.yaml").read_text())
         threads = recipe["optim"].get("threads") or 2
@@ -69,6 +69,10 @@ def stage_summary(logs: Path) -> str:
             start = "growing the previous stage's model to " + ", ".join(f"{k} {v}" for k, v in changed.items())
         else:
             start = "continuing the previous stage"
+        stage_loss = recipe["optim"].get("loss", "l1")
+        if loss is not None and stage_loss != loss:
+            start += f", loss {stage_loss}"
+        loss = stage_loss
         parts.append(f"stage {i} ({start}): {n} steps, {h:.1f} CPU-hours, recipe and log in `{d.relative_to(ROOT)}/`")
     return "; ".join(parts)
 

@@ -35,14 +35,14 @@ def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | None = None,
-         blocks: int | list[int] = 1) -> Path:
+         blocks: int | list[int] = 1, loss: str | None = None) -> Path:
     """A finished run folder: weights, config.yaml (1 thread) and a log of `steps` steps."""
     run = root / name
     torch.manual_seed(0)
     model = build_model("unet", in_channels=1, widths=(8, 16, 32), blocks_per_level=blocks)
     save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet", description="recipe line",
                                                          config=model.config.model_dump(mode="json"), in_channels=1))
-    cfg = {"name": "m", "optim": {"threads": 1}, "model": {"architecture": "unet"}}
+    cfg = {"name": "m", "optim": {"threads": 1} | ({"loss": loss} if loss else {}), "model": {"architecture": "unet"}}
     if blocks != 1:
         cfg["model"]["config"] = {"blocks_per_level": blocks}
     if init:
@@ -84,3 +84,15 @@ def test_a_grown_stage_names_its_new_shape(tmp_path: Path, ship) -> None:
     card = (tmp_path / "weights" / "m.md").read_text()
     assert "stage 2 (growing the previous stage's model to blocks_per_level [2, 1, 1]): 200 steps" in card
     assert "stage 3 (continuing the previous stage): 400 steps" in card
+
+
+def test_a_stage_with_another_loss_names_it(tmp_path: Path, ship) -> None:
+    ship(_run(tmp_path, "r1", 300, 100))  # no optim.loss: the recipe default, l1
+    ship(_run(tmp_path, "r2", 200, 100, init="weights/m.safetensors", loss="l1"))  # stages differ in length:
+    # a log identical to the last stage's is the same stage shipped again
+    ship(_run(tmp_path, "r3", 300, 100, init="weights/m.safetensors", loss="psnr"))
+    ship(_run(tmp_path, "r4", 400, 100, init="weights/m.safetensors", loss="psnr"))
+    card = (tmp_path / "weights" / "m.md").read_text()
+    assert "stage 2 (continuing the previous stage): 200 steps" in card
+    assert "stage 3 (continuing the previous stage, loss psnr): 300 steps" in card
+    assert "stage 4 (continuing the previous stage): 400 steps" in card
