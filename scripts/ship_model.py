@@ -47,7 +47,8 @@ def psnr_table(path: Path | None, key: str, channels: int) -> dict[str, float]:
     if path is None:
         return {}
     data = json.loads(path.read_text())["measured"][key]["psnr"]
-    return {f"{s}/{float(sig):g}": round(v, 3) for s, per in data.items()
+    # rounded as the README table prints them (round and :.2f both round the exact binary value)
+    return {f"{s}/{float(sig):g}": round(v, 2) for s, per in data.items()
             if per and s in SETS_BY_CHANNELS[channels] for sig, v in per.items()}
 
 

@@ -96,3 +96,13 @@ def test_a_stage_with_another_loss_names_it(tmp_path: Path, ship) -> None:
     assert "stage 2 (continuing the previous stage): 200 steps" in card
     assert "stage 3 (continuing the previous stage, loss psnr): 300 steps" in card
     assert "stage 4 (continuing the previous stage): 400 steps" in card
+
+
+def test_card_psnr_reads_as_the_readme_table_does(tmp_path: Path, ship) -> None:
+    # 31.39543 prints as 31.40 in quality.py's table; rounding to 3 places first would give 31.39
+    table = {"set12": {"15.0": 31.39543}, "cbsd68": {"15.0": 33.0}}
+    quality = tmp_path / "quality.json"
+    quality.write_text(json.dumps({"measured": {"default": {"psnr": table}, "default, blind": {"psnr": table}}}))
+    card = ship(_run(tmp_path, "r1", 300, 100), "--quality", str(quality), "--quality-blind", str(quality))
+    assert card.psnr == {"set12/15": 31.40}  # a gray model's card keeps the gray sets only
+    assert "| set12/15 | 31.40 | 31.40 |" in (tmp_path / "weights" / "m.md").read_text()
