@@ -49,8 +49,11 @@ def test_psnr_loss_is_minus_the_mean_skimage_psnr() -> None:
     floored_psnr = [-10 * np.log10(m + PSNR_LOSS_FLOOR) for m in mse_each]
     assert psnr_loss(pred, target).item() == pytest.approx(-np.mean(floored_psnr), abs=1e-4)
     assert parse_loss("psnr")(pred, target).item() == pytest.approx(psnr_loss(pred, target).item())
-    # masking every pixel in is the unmasked loss
-    assert psnr_loss(pred, target, torch.ones(3, 1, 16, 16)).item() == pytest.approx(psnr_loss(pred, target).item())
+    # a mask keeping the left half of each image is the loss of those halves alone
+    half = torch.zeros(3, 1, 16, 16)
+    half[..., :8] = 1
+    assert psnr_loss(pred, target, half).item() == pytest.approx(
+        psnr_loss(pred[..., :8], target[..., :8]).item(), abs=1e-5)
 
 
 def test_psnr_loss_weights_images_by_inverse_mse() -> None:
