@@ -1,4 +1,4 @@
-"""Per-level block counts and function-preserving growth of a trained U-Net into a deeper one."""
+"""Per-level block counts and function-preserving growth of a trained U-Net into a deeper or wider one."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_per_level_block_counts_build_those_stages() -> None:
 def test_grown_net_computes_what_the_source_did() -> None:
     source = _trained_like(blocks_per_level=2)
     grown = build_model("unet", in_channels=1, **SMALL, blocks_per_level=(4, 2, 3)).eval()
-    added = load_grown(grown, source.state_dict())
+    added = load_grown(grown, source)
     assert sorted(added) == ["bottleneck.2", "decoders.0.2", "decoders.0.3", "encoders.0.2", "encoders.0.3"]
     x, sigma = torch.rand(2, 1, 32, 48), torch.tensor([0.1, 0.2])
     with torch.no_grad():
@@ -49,23 +49,49 @@ def test_grown_net_computes_what_the_source_did() -> None:
     assert grown.encoders[0][2].body[0].weight.abs().sum() > 0
 
 
+def test_widened_net_computes_what_the_source_did_and_its_new_channels_learn() -> None:
+    source = _trained_like(pixel_unshuffle=2, noise_map=True)
+    grown = build_model("unet", in_channels=1, widths=(12, 16, 40), blocks_per_level=(3, 2, 2),
+                        pixel_unshuffle=2, noise_map=True).eval()
+    assert sorted(load_grown(grown, source)) == ["decoders.0.2", "encoders.0.2"]
+    x, sigma = torch.rand(2, 1, 32, 48), torch.tensor([0.1, 0.2])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, sigma), source(x, sigma), atol=1e-6, rtol=1e-5)
+    # old channels are copied; new ones draw on the old but feed them through zero weights
+    head = grown.head.weight
+    torch.testing.assert_close(head[:8], source.head.weight)
+    block = grown.encoders[0][0].body[0].weight
+    assert block[:8, 8:].abs().sum() == 0 and block[8:, :8].abs().sum() > 0
+    up = grown.ups[1].weight  # ConvTranspose2d: (in, out, k, k)
+    assert up[32:, :16].abs().sum() == 0 and up[:32, :16].abs().sum() > 0
+    # training reaches the zero weights: the loss gradient on them is non-zero
+    grown.train()
+    loss = (grown(x, sigma) - x * 0.5).square().mean()
+    loss.backward()
+    assert grown.encoders[0][0].body[0].weight.grad[:8, 8:].abs().sum() > 0
+
+
 def test_same_architecture_is_a_plain_load() -> None:
     source = _trained_like()
     target = build_model("unet", in_channels=1, **SMALL)
-    assert load_grown(target, source.state_dict()) == []
+    assert load_grown(target, source) == []
     for a, b in zip(source.state_dict().values(), target.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_growth_refuses_what_it_cannot_preserve() -> None:
     source = _trained_like(blocks_per_level=2)
-    with pytest.raises(ConfigError, match="shapes differ.*widths and channels must match"):
-        load_grown(build_model("unet", in_channels=1, widths=(8, 16, 64)), source.state_dict())
+    with pytest.raises(ConfigError, match="larger than this architecture's.*add residual blocks or widen"):
+        load_grown(build_model("unet", in_channels=1, widths=(8, 16, 16)), source)
     with pytest.raises(ConfigError, match="no place in this architecture"):
-        load_grown(build_model("unet", in_channels=1, **SMALL, blocks_per_level=1), source.state_dict())
+        load_grown(build_model("unet", in_channels=1, **SMALL, blocks_per_level=1), source)
     with pytest.raises(ConfigError, match="outside added residual blocks"):
         load_grown(build_model("unet", in_channels=1, **SMALL, block="plain", blocks_per_level=3),
-                   _trained_like(block="plain", blocks_per_level=2).state_dict())
+                   _trained_like(block="plain", blocks_per_level=2))
+    # more input channels would widen the head too, but the unshuffled colour planes land on old inputs
+    with pytest.raises(ConfigError, match="does not compute what the source did"):
+        load_grown(build_model("unet", in_channels=3, **SMALL, pixel_unshuffle=2, noise_map=True),
+                   _trained_like(pixel_unshuffle=2, noise_map=True))
 
 
 def test_training_can_start_from_a_shallower_model(tmp_path: Path) -> None:

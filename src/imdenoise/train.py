@@ -69,7 +69,7 @@ class Trainer:
             from imdenoise.weights_io import load_model
 
             src, _ = load_model(cfg.model.init_weights)
-            added = load_grown(self.model, src.state_dict(), cfg.model.init_weights)
+            added = load_grown(self.model, src, cfg.model.init_weights)
             if added and self.is_main:
                 log.info("grew %s by %d identity-initialised residual blocks: %s",
                          cfg.model.init_weights, len(added), ", ".join(added))

@@ -1,35 +1,90 @@
-"""Start a deeper network from a trained one without losing what it learned (function-preserving growth).
+"""Start a deeper or wider network from a trained one without losing what it learned (function-preserving growth).
 
-A residual block whose last convolution is zero is the identity, so a U-Net with extra residual blocks,
-given the trained weights for every other parameter, computes exactly what the trained net did; training
-then only has to learn what the new blocks add. This is how a shipped model gains capacity (more blocks
-at the full-detail level, say) without a from-scratch run.
+Two moves keep the trained function exactly, so training only has to learn what the new capacity adds:
+
+- **deeper**: a residual block whose last convolution is zero is the identity, so extra blocks start
+  as no-ops;
+- **wider**: a level's extra channels take random weights from the old channels, but every weight
+  from a new channel into an old one starts at zero. The old channels then compute what they did, and
+  the new ones are invisible downstream until training makes those weights non-zero.
+
+This is how a shipped model gains capacity at the full-detail level without a from-scratch run. The
+grown net is checked against the source on a random input; a change the moves cannot preserve (other
+image channels, pixel-unshuffle factor or noise map) is refused.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 from torch import nn
 
 from imdenoise.errors import ConfigError
+from imdenoise.models.base import DenoisingNet
 from imdenoise.models.blocks import ResBlock
 
+log = logging.getLogger(__name__)
+GROWTH = "growth can only add residual blocks or widen levels"
 
-def load_grown(model: nn.Module, source: dict[str, torch.Tensor], source_name: str = "init weights") -> list[str]:
-    """Load `source` into `model`, which may hold extra residual blocks; returns the added blocks' names.
 
-    Every source tensor must fit a parameter of the same name and shape; every parameter the source
-    lacks must belong to a wholly new residual block, which starts as the identity."""
-    target = model.state_dict()
-    misplaced = [k for k in source if k not in target]
+def _io_dims(module: nn.Module, param: str) -> tuple[int, int | None]:
+    """(output dim, input dim) of a convolution's parameter; a bias has no input dim."""
+    if param == "bias":
+        return 0, None
+    if isinstance(module, nn.ConvTranspose2d):
+        return 1, 0
+    return 0, 1
+
+
+def _widened(module: nn.Module, param: str, source: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """`fresh` (the new net's random init) with `source` in its leading slice and new-to-old weights at zero."""
+    out_dim, in_dim = _io_dims(module, param)
+    grown = fresh.clone()
+    grown[tuple(slice(0, n) for n in source.shape)] = source
+    if in_dim is not None and grown.shape[in_dim] > source.shape[in_dim]:
+        cross = [slice(None)] * grown.ndim
+        cross[out_dim] = slice(0, source.shape[out_dim])
+        cross[in_dim] = slice(source.shape[in_dim], None)
+        grown[tuple(cross)] = 0
+    return grown
+
+
+def _check_preserved(model: nn.Module, source: nn.Module, source_name: str) -> None:
+    """Refuse a grown net whose output differs from the source's on a random input."""
+    shape = (2, getattr(source, "in_channels", 1), 2 * getattr(source, "size_multiple", 1),
+             3 * getattr(source, "size_multiple", 1))
+    x, sigma = torch.rand(shape, generator=torch.Generator().manual_seed(0)), torch.tensor([0.05, 0.2])
+    was_training = model.training, source.training
+    model.eval(), source.eval()
+    try:
+        with torch.no_grad():
+            got, want = model(x, sigma), source(x, sigma)
+    except RuntimeError:
+        got = want = None
+    finally:
+        model.train(was_training[0]), source.train(was_training[1])
+    if got is None or got.shape != want.shape or not torch.allclose(got, want, atol=1e-4, rtol=1e-3):
+        raise ConfigError(f"{source_name}: the grown architecture does not compute what the source did; {GROWTH} "
+                          "(image channels, pixel_unshuffle and noise_map must match)")
+
+
+def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init weights") -> list[str]:
+    """Load the trained `source` into `model`, which may be deeper or wider; returns the added blocks' names.
+
+    Every source tensor must fit a parameter of the same name that is as large or larger in every
+    dimension; every parameter the source lacks must belong to a wholly new residual block."""
+    state, target = source.state_dict(), model.state_dict()
+    misplaced = [k for k in state if k not in target]
     if misplaced:
         raise ConfigError(f"{source_name}: {len(misplaced)} tensors have no place in this architecture "
-                          f"(first: {misplaced[0]}); growth can only add residual blocks")
-    wrong = [f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in source.items() if v.shape != target[k].shape]
-    if wrong:
-        raise ConfigError(f"{source_name}: shapes differ from this architecture's ({wrong[0]}"
-                          f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''}); widths and channels must match")
-    missing = set(target) - set(source)
+                          f"(first: {misplaced[0]}); {GROWTH}")
+    shrunk = [f"{k} {tuple(v.shape)} vs {tuple(target[k].shape)}" for k, v in state.items()
+              if v.ndim != target[k].ndim or any(a > b for a, b in zip(v.shape, target[k].shape))]
+    if shrunk:
+        raise ConfigError(f"{source_name}: tensors are larger than this architecture's ({shrunk[0]}"
+                          f"{f' and {len(shrunk) - 1} more' if len(shrunk) > 1 else ''}); {GROWTH}")
+    missing = set(target) - set(state)
     added = []
     for name, module in model.named_modules():
         keys = {f"{name}.{k}" for k in module.state_dict()}
@@ -38,12 +93,25 @@ def load_grown(model: nn.Module, source: dict[str, torch.Tensor], source_name: s
             missing -= keys
     if missing:
         raise ConfigError(f"{source_name}: this architecture has {len(missing)} new tensors outside added residual "
-                          f"blocks (first: {sorted(missing)[0]}); growth can only add residual blocks")
-    model.load_state_dict(source, strict=False)
+                          f"blocks (first: {sorted(missing)[0]}); {GROWTH}")
+    loaded = {}
+    for key, value in state.items():
+        if value.shape == target[key].shape:
+            loaded[key] = value
+        else:
+            owner, param = key.rsplit(".", 1)
+            loaded[key] = _widened(model.get_submodule(owner), param, value.to(target[key].dtype), target[key])
+    widened = [k for k, v in state.items() if v.shape != target[k].shape]
+    if widened:
+        log.info("%s: widened %d tensors (first: %s), new channels feed the old ones through zero weights",
+                 source_name, len(widened), widened[0])
+    model.load_state_dict(loaded, strict=False)
     with torch.no_grad():
         for name in added:
             last = [m for m in model.get_submodule(name).body if isinstance(m, nn.Conv2d)][-1]
             last.weight.zero_()
             if last.bias is not None:
                 last.bias.zero_()
+    if isinstance(model, DenoisingNet):
+        _check_preserved(model, source, source_name)
     return added
