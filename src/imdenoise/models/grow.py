@@ -55,15 +55,15 @@ def _check_preserved(model: nn.Module, source: nn.Module, source_name: str) -> N
     shape = (2, getattr(source, "in_channels", 1), 2 * getattr(source, "size_multiple", 1),
              3 * getattr(source, "size_multiple", 1))
     x, sigma = torch.rand(shape, generator=torch.Generator().manual_seed(0)), torch.tensor([0.05, 0.2])
-    was_training = model.training, source.training
-    model.eval(), source.eval()
+    modes = [(net, net.training) for net in (model, source)]
     try:
         with torch.no_grad():
-            got, want = model(x, sigma), source(x, sigma)
-    except RuntimeError:
+            got, want = model.eval()(x, sigma), source.eval()(x, sigma)
+    except RuntimeError:  # e.g. other image channels: the grown head cannot take the source's input
         got = want = None
     finally:
-        model.train(was_training[0]), source.train(was_training[1])
+        for net, training in modes:
+            net.train(training)
     if got is None or got.shape != want.shape or not torch.allclose(got, want, atol=1e-4, rtol=1e-3):
         raise ConfigError(f"{source_name}: the grown architecture does not compute what the source did; {GROWTH} "
                           "(image channels, pixel_unshuffle and noise_map must match)")
