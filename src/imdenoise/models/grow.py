@@ -94,17 +94,14 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
     if missing:
         raise ConfigError(f"{source_name}: this architecture has {len(missing)} new tensors outside added residual "
                           f"blocks (first: {sorted(missing)[0]}); {GROWTH}")
-    loaded = {}
-    for key, value in state.items():
-        if value.shape == target[key].shape:
-            loaded[key] = value
-        else:
-            owner, param = key.rsplit(".", 1)
-            loaded[key] = _widened(model.get_submodule(owner), param, value.to(target[key].dtype), target[key])
-    widened = [k for k, v in state.items() if v.shape != target[k].shape]
+    widened = {k for k, v in state.items() if v.shape != target[k].shape}
+    loaded = dict(state)
+    for key in widened:
+        owner, param = key.rsplit(".", 1)
+        loaded[key] = _widened(model.get_submodule(owner), param, state[key].to(target[key].dtype), target[key])
     if widened:
         log.info("%s: widened %d tensors (first: %s), new channels feed the old ones through zero weights",
-                 source_name, len(widened), widened[0])
+                 source_name, len(widened), sorted(widened)[0])
     model.load_state_dict(loaded, strict=False)
     with torch.no_grad():
         for name in added:
