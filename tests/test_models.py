@@ -75,7 +75,7 @@ def test_bad_configs_are_named() -> None:
 
 
 def test_shipped_models_are_efficient() -> None:
-    """The shipped models (their own architecture config) cost under 30% of DnCNN-17's FLOPs per pixel,
+    """The shipped models (their own architecture config) cost under 40% of DnCNN-17's FLOPs per pixel,
     and the registry's `unet` under a quarter."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -91,4 +91,4 @@ def test_shipped_models_are_efficient() -> None:
     assert flops(build_model("unet")) < 0.25 * dncnn
     for name in ("gray", "color"):
         model, _ = resolve_model(name)
-        assert flops(model) < 0.30 * flops(build_model("dncnn", in_channels=model.in_channels))
+        assert flops(model) < 0.40 * flops(build_model("dncnn", in_channels=model.in_channels))
