@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_hours(log: Path, threads: int) -> tuple[float, int]:
-    """Wall hours x threads between logged steps (gaps over 10 minutes, i.e. stops, not counted)."""
+    """Wall hours x threads between logged steps. A gap over 10 minutes is a stop unless the logged speed
+    (`it_per_s`) says the steps took that long: then the time those steps took at that speed is counted."""
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     rows = [r for r in rows if "loss" in r]
     hours = 0.0
@@ -36,6 +37,8 @@ def cpu_hours(log: Path, threads: int) -> tuple[float, int]:
         dt = b["time"] - a["time"]
         if 0 < dt < 600:
             hours += dt / 3600
+        elif dt > 0 and b.get("it_per_s"):  # a slow run, or a stop: what the steps took at the logged speed
+            hours += min(dt, (b["step"] - a["step"]) / b["it_per_s"]) / 3600
     return hours * threads, rows[-1]["step"] if rows else 0
 
 
@@ -52,15 +55,17 @@ def psnr_table(path: Path | None, key: str, channels: int) -> dict[str, float]:
             if per and s in SETS_BY_CHANNELS[channels] for sig, v in per.items()}
 
 
-def stage_summary(logs: Path) -> str:
-    """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top)."""
+def stage_summary(logs: Path) -> tuple[str, int, float]:
+    """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top), and
+    the steps and CPU-hours of all of them."""
     stages = [logs] + sorted((d for d in logs.glob("stage-*") if (d / "train_log.jsonl").is_file()),
                              key=lambda d: int(d.name.split("-")[1]))
-    parts, shape, loss = [], {}, None
+    parts, shape, loss, steps, hours = [], {}, None, 0, 0.0
     for i, d in enumerate(stages, 1):
         recipe = yaml.safe_load((d / "config.yaml").read_text())
         threads = recipe["optim"].get("threads") or 2
         h, n = cpu_hours(d / "train_log.jsonl", threads)
+        steps, hours = steps + n, hours + h
         changed = {k: v for k, v in ((recipe.get("model") or {}).get("config") or {}).items()
                    if shape.get(k) != v}
         shape.update(changed)
@@ -75,7 +80,7 @@ def stage_summary(logs: Path) -> str:
             start += f", loss {stage_loss}"
         loss = stage_loss
         parts.append(f"stage {i} ({start}): {n} steps, {h:.1f} CPU-hours, recipe and log in `{d.relative_to(ROOT)}/`")
-    return "; ".join(parts)
+    return "; ".join(parts), steps, hours
 
 
 def main() -> None:
@@ -93,22 +98,18 @@ def main() -> None:
     model, card = load_model(args.run / f"{args.name}.safetensors")
     cfg_text = (args.run / "config.yaml").read_text()
     cfg = yaml.safe_load(cfg_text)
-    hours, steps = cpu_hours(args.run / "train_log.jsonl", cfg["optim"].get("threads") or 2)
-    run_steps, run_hours = steps, hours
     logs = ROOT / "training-logs" / args.name
     stage_dir = logs
-    init = (cfg.get("model") or {}).get("init_weights")
-    if init:  # a further stage of an earlier model: count its training too, keep its logs
-        from imdenoise.weights_io import read_card
-
-        parent = read_card(ROOT / init if not Path(init).is_absolute() else Path(init))
-        steps, hours = parent.training_steps + run_steps, parent.cpu_hours + run_hours
+    if (cfg.get("model") or {}).get("init_weights"):  # a further stage of an earlier model: keep its logs
         run_log = (args.run / "train_log.jsonl").read_bytes()
         same = [d for d in sorted(logs.glob("stage-*")) if (d / "train_log.jsonl").is_file()
                 and (d / "train_log.jsonl").read_bytes() == run_log]  # shipping the same run again
         stage_dir = same[0] if same else logs / f"stage-{2 + sum(1 for d in logs.glob('stage-*') if d.is_dir())}"
-        if same:  # the card being replaced already counts this run: take the earlier stages from it
-            steps, hours = parent.training_steps, parent.cpu_hours
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    for f in ("config.yaml", "train_log.jsonl"):
+        shutil.copy2(args.run / f, stage_dir / f)
+    # every stage's recipe and log is kept: the card's totals are their sum
+    stages, steps, hours = stage_summary(logs)
     card_data = card.model_dump(mode="json")
     card_data.update(
         name=args.name, description=args.description or card.description, version="1.0",
@@ -119,15 +120,11 @@ def main() -> None:
     )
     card = ModelCard(**card_data)
     out = save_weights(SHIPPED_DIR / f"{args.name}.safetensors", model, card, dtype=torch.float16)
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    for f in ("config.yaml", "train_log.jsonl"):
-        shutil.copy2(args.run / f, stage_dir / f)
     md = [f"# Model card: `{args.name}`", "", card.description, "",
           f"- architecture: `{card.architecture}` {json.dumps(card.config)}",
           f"- parameters: {card.parameters:,}; channels: {card.in_channels}; noise range (sigma, 0-255): {card.noise_range}",
           f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
-          f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; "
-          + stage_summary(logs),
+          f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; " + stages,
           f"- storage: float16 safetensors, loaded as float32; version {card.version}",
           "", "## Measured PSNR (dB), BENCHMARK.md protocol", "",
           f"Command: `{args.command}`", "", "| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]

@@ -69,6 +69,30 @@ def test_stages_add_up_and_reshipping_is_idempotent(tmp_path: Path, ship) -> Non
     assert "stage 2 (continuing the previous stage): 500 steps, 0.4 CPU-hours" in card
 
 
+def test_a_stage_from_unshipped_weights_counts_every_stage(tmp_path: Path, ship) -> None:
+    """A stage continuing an exported, never-shipped run (its card counts only itself) still counts the
+    shipped history, and shipping it again does not drop the earlier stages."""
+    ship(_run(tmp_path, "r1", 1000, 100))
+    wip = _run(tmp_path, "wip", 500, 100, init="weights/m.safetensors")  # trained on, not shipped
+    (tmp_path / "training-logs" / "m" / "stage-2").mkdir(parents=True)
+    for f in ("config.yaml", "train_log.jsonl"):  # kept as a stage by hand, as a work-in-progress folder is
+        (tmp_path / "training-logs" / "m" / "stage-2" / f).write_bytes((wip / f).read_bytes())
+    final = _run(tmp_path, "r3", 300, 100, init="wip/m.safetensors")
+    for card in (ship(final), ship(final)):
+        assert card.training_steps == 1800 and card.cpu_hours == pytest.approx((900 + 400 + 200) / 3600, abs=0.005)
+
+
+def test_a_slow_run_is_not_counted_as_stopped(tmp_path: Path, ship) -> None:
+    """Log rows 700 s apart (over the 10-minute stop limit) count when the logged speed accounts for them."""
+    run = _run(tmp_path, "r1", 300, 700)
+    rows = [json.loads(line) | {"it_per_s": 100 / 700} for line in (run / "train_log.jsonl").read_text().splitlines()]
+    (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert ship(run).cpu_hours == pytest.approx(1400 / 3600, abs=0.005)  # cards round to 0.01 h
+    rows[-1]["time"] += 3600  # a one-hour stop before the last row: only the steps' own 700 s count
+    (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert ship(run).cpu_hours == pytest.approx(1400 / 3600, abs=0.005)  # cards round to 0.01 h
+
+
 def test_description_comes_from_the_run_unless_given(tmp_path: Path, ship) -> None:
     run = _run(tmp_path, "r1", 300, 100)
     assert ship(run).description == "recipe line"

@@ -143,7 +143,7 @@ def test_masked_and_selfsupervised_modes_improve_on_noisy(mode: str, image_dir: 
         raw["data"] = {**raw["data"], "train": [], "noisy": [str(noisy_dir)], "val": [str(image_dir)]}
         raw["model"]["architecture"] = "unet-blind"
         raw["selfsup"] = {"blind_spot_ratio": 0.05}
-        raw["optim"]["steps"] = raw["log"]["val_every"] = 300
+        raw["optim"]["steps"] = raw["log"]["val_every"] = 450
     trainer = Trainer(load_config(raw=raw))
     trainer.fit()
     val = trainer.history[-1]
