@@ -71,7 +71,7 @@ class Trainer:
             src, _ = load_model(cfg.model.init_weights)
             added = load_grown(self.model, src, cfg.model.init_weights)
             if added and self.is_main:
-                log.info("grew %s by %d identity-initialised residual blocks: %s",
+                log.info("grew %s by %d branches that start as no-ops (residual blocks, refinement): %s",
                          cfg.model.init_weights, len(added), ", ".join(added))
         self.model.to(self.device, memory_format=torch.channels_last)
         self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.optim.ema else None

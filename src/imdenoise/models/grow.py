@@ -3,7 +3,8 @@
 Two moves keep the trained function exactly, so training only has to learn what the new capacity adds:
 
 - **deeper**: a residual block whose last convolution is zero is the identity, so extra blocks start
-  as no-ops;
+  as no-ops; a new full-resolution refinement branch (`refine_width`) adds nothing while its last
+  convolution is zero, so it starts as a no-op too;
 - **wider**: a level's extra channels take random weights from the old channels, but every weight
   from a new channel into an old one starts at zero. The old channels then compute what they did, and
   the new ones are invisible downstream until training makes those weights non-zero.
@@ -23,9 +24,12 @@ from torch import nn
 from imdenoise.errors import ConfigError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.blocks import ResBlock
+from imdenoise.models.unet import Refiner
 
 log = logging.getLogger(__name__)
-GROWTH = "growth can only add residual blocks or widen levels"
+GROWTH = "growth can only add residual blocks or a refinement branch, or widen levels"
+# Branches added to a running sum: with their last convolution at zero they add nothing.
+ZERO_START_BRANCHES = (Refiner, ResBlock)
 
 
 def _io_dims(module: nn.Module, param: str) -> tuple[int, int | None]:
@@ -70,10 +74,11 @@ def _check_preserved(model: nn.Module, source: nn.Module, source_name: str) -> N
 
 
 def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init weights") -> list[str]:
-    """Load the trained `source` into `model`, which may be deeper or wider; returns the added blocks' names.
+    """Load the trained `source` into `model`, which may be deeper or wider; returns the added branches' names.
 
     Every source tensor must fit a parameter of the same name that is as large or larger in every
-    dimension; every parameter the source lacks must belong to a wholly new residual block."""
+    dimension; every parameter the source lacks must belong to a wholly new residual block or
+    refinement branch."""
     state, target = source.state_dict(), model.state_dict()
     misplaced = [k for k in state if k not in target]
     if misplaced:
@@ -88,12 +93,12 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
     added = []
     for name, module in model.named_modules():
         keys = {f"{name}.{k}" for k in module.state_dict()}
-        if isinstance(module, ResBlock) and keys and keys <= missing:
+        if isinstance(module, ZERO_START_BRANCHES) and keys and keys <= missing:
             added.append(name)
             missing -= keys
     if missing:
         raise ConfigError(f"{source_name}: this architecture has {len(missing)} new tensors outside added residual "
-                          f"blocks (first: {sorted(missing)[0]}); {GROWTH}")
+                          f"blocks or refinement branches (first: {sorted(missing)[0]}); {GROWTH}")
     widened = {k for k, v in state.items() if v.shape != target[k].shape}
     loaded = dict(state)
     for key in widened:
@@ -105,7 +110,9 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
     model.load_state_dict(loaded, strict=False)
     with torch.no_grad():
         for name in added:
-            last = [m for m in model.get_submodule(name).body if isinstance(m, nn.Conv2d)][-1]
+            branch = model.get_submodule(name)
+            path = branch.body if isinstance(branch, ResBlock) else branch  # not a ResBlock's 1x1 shortcut
+            last = [m for m in path.modules() if isinstance(m, nn.Conv2d)][-1]
             last.weight.zero_()
             if last.bias is not None:
                 last.bias.zero_()

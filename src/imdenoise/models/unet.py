@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from imdenoise.models.base import DenoisingNet
-from imdenoise.models.blocks import BLOCKS, conv3x3, downsample, upsample
+from imdenoise.models.blocks import BLOCKS, ResBlock, activation, conv3x3, downsample, upsample
 
 
 class UNetConfig(BaseModel):
@@ -33,6 +33,9 @@ class UNetConfig(BaseModel):
     noise_map: bool = Field(False, description="extra input channel sigma/255 (non-blind conditioning)")
     pixel_unshuffle: int = Field(1, ge=1, le=4, description="work at 1/r resolution, as FFDNet does")
     output_activation: Literal["none", "sigmoid", "tanh"] = "none"
+    refine_width: int = Field(0, ge=0, le=128, description=(
+        "channels of a full-resolution refinement branch after a pixel-unshuffled U-Net (0: none)"))
+    refine_blocks: int = Field(1, ge=1, le=8, description="residual blocks of the refinement branch")
 
     @model_validator(mode="after")
     def _check(self) -> "UNetConfig":
@@ -42,6 +45,9 @@ class UNetConfig(BaseModel):
             raise ValueError("residual learning needs out_channels == in_channels")
         if any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive, got {self.widths}")
+        if self.refine_width and self.pixel_unshuffle == 1:
+            raise ValueError("refine_width adds full-resolution detail to a pixel-unshuffled U-Net: "
+                             "it needs pixel_unshuffle > 1")
         counts = self.level_blocks()
         if len(counts) != len(self.widths):
             raise ValueError(f"blocks_per_level needs one count per level ({len(self.widths)}), got {counts}")
@@ -53,6 +59,33 @@ class UNetConfig(BaseModel):
         """Blocks of each level's encoder and decoder stage (the last level's: the bottleneck)."""
         n = self.blocks_per_level
         return tuple(n) if isinstance(n, tuple) else (n,) * len(self.widths)
+
+
+def _level_map(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The noise level (N,) as a constant (N,1,H,W) plane of `like`'s size and dtype."""
+    return sigma.to(like.dtype).reshape(-1, 1, 1, 1).expand(like.shape[0], 1, like.shape[2], like.shape[3])
+
+
+class Refiner(nn.Module):
+    """A full-resolution branch that adds a correction to a half-resolution U-Net's output.
+
+    It reads the input image, the U-Net's output and the noise-level map at full resolution, where
+    pixel-unshuffle's 2x2 blocks lose the finest detail (FFDNet's weakness at low noise). Its last
+    convolution starts at zero, so a trained model grown with it first computes what it did without it.
+    """
+
+    def __init__(self, cin: int, cout: int, width: int, blocks: int, act: str) -> None:
+        super().__init__()
+        self.head = conv3x3(cin, width)
+        self.act = activation(act)
+        self.body = nn.Sequential(*[ResBlock(width, width, act, "none") for _ in range(blocks)])
+        self.tail = conv3x3(width, cout)
+        with torch.no_grad():
+            self.tail.weight.zero_()
+            self.tail.bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.body(self.act(self.head(features))))
 
 
 class UNet(DenoisingNet):
@@ -83,6 +116,9 @@ class UNet(DenoisingNet):
         merge = 2 if cfg.skip == "concat" else 1
         self.decoders = nn.ModuleList(stage(w[i] * merge, w[i], counts[i]) for i in range(len(w) - 1))
         self.tail = conv3x3(w[0], self.out_channels * r * r)
+        refine_in = cfg.in_channels + self.out_channels + int(cfg.noise_map)
+        self.refine = (Refiner(refine_in, self.out_channels, cfg.refine_width, cfg.refine_blocks, cfg.activation)
+                       if cfg.refine_width else None)
         self.act_out = {"none": nn.Identity(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[cfg.output_activation]
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,8 +127,7 @@ class UNet(DenoisingNet):
         if cfg.noise_map:
             if sigma is None:
                 raise ValueError("this network is noise-conditioned: pass sigma (N,) on the 0-1 scale")
-            level = sigma.to(h.dtype).reshape(-1, 1, 1, 1).expand(h.shape[0], 1, h.shape[2], h.shape[3])
-            h = torch.cat([h, level], dim=1)
+            h = torch.cat([h, _level_map(sigma, h)], dim=1)
         h = self.head(h)
         skips = []
         for enc, down in zip(self.encoders, self.downs):
@@ -110,6 +145,9 @@ class UNet(DenoisingNet):
         h = self.tail(h)
         if cfg.pixel_unshuffle > 1:
             h = F.pixel_shuffle(h, cfg.pixel_unshuffle)
+        if self.refine is not None:
+            parts = [x, h, _level_map(sigma, x)] if cfg.noise_map else [x, h]
+            h = h + self.refine(torch.cat(parts, dim=1))
         if cfg.residual:
             return x - h
         return self.act_out(h)
