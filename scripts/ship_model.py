@@ -60,7 +60,7 @@ def stage_summary(logs: Path) -> tuple[str, int, float]:
     the steps and CPU-hours of all of them."""
     stages = [logs] + sorted((d for d in logs.glob("stage-*") if (d / "train_log.jsonl").is_file()),
                              key=lambda d: int(d.name.split("-")[1]))
-    parts, shape, loss, steps, hours = [], {}, None, 0, 0.0
+    parts, shape, settings, steps, hours = [], {}, None, 0, 0.0
     for i, d in enumerate(stages, 1):
         recipe = yaml.safe_load((d / "config.yaml").read_text())
         threads = recipe["optim"].get("threads") or 2
@@ -75,10 +75,12 @@ def stage_summary(logs: Path) -> tuple[str, int, float]:
             start = "growing the previous stage's model to " + ", ".join(f"{k} {v}" for k, v in changed.items())
         else:
             start = "continuing the previous stage"
-        stage_loss = recipe["optim"].get("loss", "l1")
-        if loss is not None and stage_loss != loss:
-            start += f", loss {stage_loss}"
-        loss = stage_loss
+        # the training settings a stage may change without changing the model: named where they do
+        stage_settings = {"loss": recipe["optim"].get("loss", "l1"),
+                          "noise": ", ".join((recipe.get("data") or {}).get("noise") or [])}
+        if settings is not None:
+            start += "".join(f", {k} {v}" for k, v in stage_settings.items() if v != settings[k])
+        settings = stage_settings
         parts.append(f"stage {i} ({start}): {n} steps, {h:.1f} CPU-hours, recipe and log in `{d.relative_to(ROOT)}/`")
     return "; ".join(parts), steps, hours
 

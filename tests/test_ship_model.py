@@ -35,7 +35,7 @@ def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | None = None,
-         blocks: int | list[int] = 1, loss: str | None = None) -> Path:
+         blocks: int | list[int] = 1, loss: str | None = None, noise: list[str] | None = None) -> Path:
     """A finished run folder: weights, config.yaml (1 thread) and a log of `steps` steps."""
     run = root / name
     torch.manual_seed(0)
@@ -43,6 +43,8 @@ def _run(root: Path, name: str, steps: int, seconds_per_100: float, init: str | 
     save_weights(run / "m.safetensors", model, ModelCard(name="m", architecture="unet", description="recipe line",
                                                          config=model.config.model_dump(mode="json"), in_channels=1))
     cfg = {"name": "m", "optim": {"threads": 1} | ({"loss": loss} if loss else {}), "model": {"architecture": "unet"}}
+    if noise:
+        cfg["data"] = {"noise": noise}
     if blocks != 1:
         cfg["model"]["config"] = {"blocks_per_level": blocks}
     if init:
@@ -130,3 +132,14 @@ def test_card_psnr_reads_as_the_readme_table_does(tmp_path: Path, ship) -> None:
     card = ship(_run(tmp_path, "r1", 300, 100), "--quality", str(quality), "--quality-blind", str(quality))
     assert card.psnr == {"set12/15": 31.40}  # a gray model's card keeps the gray sets only
     assert "| set12/15 | 31.40 | 31.40 |" in (tmp_path / "weights" / "m.md").read_text()
+
+
+def test_a_stage_with_other_training_noise_names_it(tmp_path: Path, ship) -> None:
+    ship(_run(tmp_path, "r1", 300, 100, noise=["gaussian:0-55"]))
+    ship(_run(tmp_path, "r2", 200, 100, init="weights/m.safetensors", noise=["gaussian:0-55", "gaussian:5-30"],
+              loss="psnr"))
+    ship(_run(tmp_path, "r3", 400, 100, init="weights/m.safetensors", noise=["gaussian:0-55", "gaussian:5-30"],
+              loss="psnr"))
+    card = (tmp_path / "weights" / "m.md").read_text()
+    assert "stage 2 (continuing the previous stage, loss psnr, noise gaussian:0-55, gaussian:5-30): 200 steps" in card
+    assert "stage 3 (continuing the previous stage): 400 steps" in card
