@@ -81,7 +81,7 @@ def test_same_architecture_is_a_plain_load() -> None:
 
 def test_growth_refuses_what_it_cannot_preserve() -> None:
     source = _trained_like(blocks_per_level=2)
-    with pytest.raises(ConfigError, match="larger than this architecture.s.*add residual blocks or a refinement branch, or widen"):
+    with pytest.raises(ConfigError, match="larger than this architecture.s.*add residual blocks or a refinement branch, widen"):
         load_grown(build_model("unet", in_channels=1, widths=(8, 16, 16)), source)
     with pytest.raises(ConfigError, match="no place in this architecture"):
         load_grown(build_model("unet", in_channels=1, **SMALL, blocks_per_level=1), source)
@@ -147,3 +147,16 @@ def test_refinement_branch_grows_from_a_trained_net_and_learns() -> None:
 def test_refinement_branch_needs_pixel_unshuffle() -> None:
     with pytest.raises(ValidationError, match="refine_width .*needs pixel_unshuffle > 1"):
         build_model("unet", **SMALL, pixel_unshuffle=1, refine_width=8)
+
+
+def test_a_noise_conditioned_net_goes_blind_as_itself_at_sigma_zero() -> None:
+    """Dropping the noise-map input (the photo model's start from the color model) keeps the source's
+    function at sigma 0, and only there: at sigma 0.2 the source differs."""
+    source = _trained_like(pixel_unshuffle=2, noise_map=True)
+    blind = build_model("unet", in_channels=1, **SMALL, pixel_unshuffle=2, noise_map=False)
+    assert load_grown(blind, source) == []
+    x = torch.rand(1, 1, 16, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = blind.eval()(x)
+        assert torch.allclose(got, source(x, torch.zeros(1)), atol=1e-5)
+        assert not torch.allclose(got, source(x, torch.full((1,), 0.2)), atol=1e-3)

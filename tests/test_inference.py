@@ -86,3 +86,34 @@ def test_load_by_path_and_classical(tmp_path: Path) -> None:
     d = load(path)
     assert d.name == "m"
     assert load("median").denoise(np.zeros((8, 8), np.float32), sigma=10).shape == (8, 8)
+
+
+def _photo_scene(h: int = 128, w: int = 160) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return np.stack([0.3 + 0.4 * x / w, 0.5 + 0.2 * np.sin(y / 9), 0.6 - 0.3 * y / h], axis=-1).astype(np.float32)
+
+
+def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_models(tiny: ModelDenoiser) -> None:
+    from imdenoise.noise import parse_noise
+
+    torch.manual_seed(0)
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color")
+    photo = ModelDenoiser(build_model("unet-blind", widths=(8, 16), in_channels=3), "photo")
+    auto = AutoDenoiser(tiny, color, photo)
+    clean = _photo_scene()
+    rng = np.random.default_rng(0)
+    white = clean + 25 / 255 * rng.standard_normal(clean.shape).astype(np.float32)
+    plan = auto.plan(white)
+    assert plan.model is color and plan.sigma == pytest.approx(25, rel=0.1) and "white" in plan.describe()
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(clean, rng)
+    plan = auto.plan(camera)
+    assert plan.model is photo and plan.sigma is None and "correlated" in plan.describe()
+    assert auto.plan(camera, sigma=10).model is color  # a given sigma means white noise of that level
+    # a gray photo goes through the colour photo model as gray RGB and comes back gray, alpha kept
+    gray = np.concatenate([camera[..., :1], np.full(camera.shape[:2] + (1,), 0.7, np.float32)], axis=-1)
+    assert auto.plan(gray).model is photo
+    out = auto.denoise(gray)
+    assert out.shape == gray.shape and np.array_equal(out[..., 1], gray[..., 1])
+    expected = photo.denoise(np.repeat(gray[..., :1], 3, axis=-1)).mean(axis=-1)
+    assert np.allclose(out[..., 0], expected, atol=1e-6)
+    assert auto.denoise(camera[..., 0]).shape == camera.shape[:2]

@@ -172,3 +172,87 @@ def test_estimator_small_and_flat_images() -> None:
     assert estimate_sigma(np.full((32, 32), 0.3, np.float32)) == 0.0
     with pytest.raises(ImDenoiseError, match="give sigma"):
         estimate_sigma(np.zeros((2, 40), np.float32))
+
+
+# ---------------------------------------------------------------- camera noise (issue 23)
+
+def _scene(h: int = 96, w: int = 128) -> np.ndarray:
+    """A smooth colour scene with edges: gradients and a disc (a stand-in for a photo)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    disc = ((y - h / 2) ** 2 + (x - w / 2) ** 2 < (h / 3) ** 2).astype(np.float32)
+    return np.stack([0.2 + 0.6 * x / w, 0.3 + 0.4 * disc, 0.7 - 0.5 * y / h], axis=-1).astype(np.float32)
+
+
+def _lag1(noise: np.ndarray) -> float:
+    n = noise - noise.mean(axis=(0, 1))
+    return float(np.mean(n[:, 1:] * n[:, :-1]) / np.mean(n * n))
+
+
+def test_camera_noise_is_seeded_in_range_and_keeps_shape() -> None:
+    from imdenoise.noise import CameraNoise
+
+    model = parse_noise("camera")
+    assert isinstance(model, CameraNoise) and parse_noise(model.spec) == model
+    clean = _scene(37, 51)  # odd sizes: the Bayer mosaic needs even ones internally
+    a, ref_a, level_a = model.sample_pair(clean, rng(3))
+    b, ref_b, level_b = model.sample_pair(clean, rng(3))
+    assert np.array_equal(a, b) and np.array_equal(ref_a, ref_b) and level_a == level_b
+    assert a.shape == clean.shape and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
+    gray, ref, _ = model.sample_pair(clean[..., :1], rng(0))
+    assert gray.shape == (37, 51, 1) and ref.shape == (37, 51, 1)
+
+
+def test_camera_reference_is_the_scene_and_noise_grows_with_shot() -> None:
+    from imdenoise.metrics import psnr
+
+    smooth = _scene()
+    smooth[..., 1] = 0.5  # no edges: demosaicing is then exact, and the colour path must be the identity
+    quiet = "camera:shot={},quality=0,sharpen=0,chroma=0,luma=0"
+    _, ref, _ = parse_noise(quiet.format(0.0001)).sample_pair(smooth, rng(0))
+    assert psnr(smooth[4:-4, 4:-4], ref[4:-4, 4:-4], data_range=1.0) > 45
+    clean = _scene()
+    _, ref, low = parse_noise(quiet.format(0.0001)).sample_pair(clean, rng(0))
+    _, _, high = parse_noise(quiet.format(0.01)).sample_pair(clean, rng(0))
+    assert psnr(clean, ref, data_range=1.0) > 30  # the disc's edges: demosaicing's own error
+    assert 0 < low < high  # realized noise RMS (0-255) rises with the shot-noise gain
+    assert high > 10
+
+
+def test_camera_noise_reduction_correlates_the_noise() -> None:
+    clean = _scene()
+    plain = parse_noise("camera:shot=0.002,quality=0,sharpen=0,chroma=0,luma=0")
+    reduced = parse_noise("camera:shot=0.002,quality=0,sharpen=0,chroma=3,luma=1.5")
+    n0, r0, _ = plain.sample_pair(clean, rng(1))
+    n1, r1, _ = reduced.sample_pair(clean, rng(1))
+    assert _lag1(n1 - r1) > _lag1(n0 - r0) + 0.2
+    white = parse_noise("gaussian:10")(clean, rng(1)) - clean
+    assert abs(_lag1(white)) < 0.05
+
+
+def test_camera_spec_errors_name_the_parameter() -> None:
+    with pytest.raises(NoiseSpecError, match="quality"):
+        parse_noise("camera:quality=120")
+    with pytest.raises(NoiseSpecError, match="no parameter 'iso'"):
+        parse_noise("camera:iso=800")
+
+
+def test_estimate_noise_tells_camera_noise_from_white_noise() -> None:
+    from imdenoise.noise_estimation import estimate_noise
+
+    clean = _scene(192, 256)
+    white = estimate_noise(parse_noise("gaussian:15")(clean, rng(0)))
+    assert not white.correlated and white.level == pytest.approx(15, rel=0.1)
+    noisy, ref, level = parse_noise("camera:shot=0.002,quality=95,chroma=3,luma=1.5").sample_pair(clean, rng(0))
+    photo = estimate_noise(noisy)
+    assert photo.correlated
+    assert photo.sigma < 0.6 * level < photo.level * 1.5  # the pixel-scale estimate misses most of it
+
+
+def test_estimate_survives_8bit_clipping() -> None:
+    """Clipped 8-bit files: dark and bright regions lose their noise, the estimate must not follow."""
+    y, x = np.mgrid[0:256, 0:256].astype(np.float32)
+    clean = np.clip(np.where(x < 96, 0.02, np.where(x > 160, 0.98, 0.5)) + 0.0 * y, 0, 1)[..., None]
+    noisy = clean + 25 / 255 * rng(0).standard_normal(clean.shape).astype(np.float32)
+    eight_bit = np.round(np.clip(noisy, 0, 1) * 255) / 255
+    assert estimate_sigma(eight_bit) == pytest.approx(25, rel=0.06)
+    assert estimate_sigma(noisy) == pytest.approx(25, rel=0.06)

@@ -179,8 +179,8 @@ class SyntheticNoiseDataset(Dataset):
         (patch,) = random_crop(rng, [image], self.patch_size)
         clean = augment(patch, draw_transform(rng, self.augment)).astype(np.float32) / 255.0
         noise = self.noises[int(rng.integers(len(self.noises)))]
-        noisy, sigma = noise.sample(clean, rng)
-        return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(clean),
+        noisy, target, sigma = noise.sample_pair(clean, rng)
+        return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(target),
                 "sigma": torch.tensor((sigma or 0.0) / 255.0, dtype=torch.float32)}
 
 
@@ -237,6 +237,41 @@ def match_pairs(noisy_dir: Path, clean_dir: Path) -> tuple[list[Path], list[Path
                           f"in {clean_dir} only: {only_clean[:10]}")
     stems = sorted(noisy)
     return [noisy[s] for s in stems], [clean[s] for s in stems]
+
+
+REAL_PAIR_TAGS = (("_real", "_mean"), ("_noisy", "_clean"), ("_noisy", "_gt"))
+
+
+def real_pairs(folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """(noisy, reference) files of a folder of real noisy pairs, sorted by name.
+
+    Two layouts: files named ``<stem>_real.*`` / ``<stem>_mean.*`` (PolyU; also ``_noisy`` / ``_clean``
+    or ``_gt``) side by side, or a ``noisy/`` and a ``clean/`` subfolder with the same file names."""
+    folder = Path(folder)
+    if (folder / "noisy").is_dir() and (folder / "clean").is_dir():
+        return match_pairs(folder / "noisy", folder / "clean")
+    files = list_images(folder)
+    for noisy_tag, clean_tag in REAL_PAIR_TAGS:
+        noisy = {p.stem[: -len(noisy_tag)]: p for p in files if p.stem.endswith(noisy_tag)}
+        clean = {p.stem[: -len(clean_tag)]: p for p in files if p.stem.endswith(clean_tag)}
+        if noisy and clean:
+            unmatched = sorted(set(noisy) ^ set(clean))
+            if unmatched:
+                raise ConfigError(f"{folder}: {len(unmatched)} files without their pair (first: {unmatched[0]}; "
+                                  f"expected <name>{noisy_tag}.* beside <name>{clean_tag}.*)")
+            stems = sorted(noisy)
+            return [noisy[s] for s in stems], [clean[s] for s in stems]
+    raise ConfigError(f"{folder}: not a folder of real noisy pairs: expected <name>_real.* beside <name>_mean.* "
+                      "(or _noisy/_clean), or noisy/ and clean/ subfolders with the same file names")
+
+
+def is_real_pairs(folder: str | Path) -> bool:
+    """True for a folder that :func:`real_pairs` reads (no noise is to be synthesised on it)."""
+    try:
+        real_pairs(folder)
+    except ConfigError:
+        return False
+    return True
 
 
 class IndexStream(torch.utils.data.Sampler[int]):

@@ -179,20 +179,74 @@ class ModelDenoiser:
         return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How `default` denoises one image: which model, at which level, and why."""
+
+    model: ModelDenoiser
+    sigma: float | None  # handed to the model (None: the model is blind)
+    estimate: Any = None  # the NoiseEstimate of a blind run, else None
+
+    def describe(self) -> str:
+        """One line for the user: model, noise kind and level."""
+        if self.estimate is None:
+            return f"model {self.model.name}, sigma {self.sigma:g} (given)"
+        e = self.estimate
+        level = f"level {e.level:.1f}" + (f" (white-noise estimate {e.sigma:.1f})" if e.photo_like else "")
+        used = "" if self.sigma is None or abs(self.sigma - e.level) < 0.05 else f", denoised at {self.sigma:.1f}"
+        return f"model {self.model.name}, {e.kind} noise, {level}{used}"
+
+
 class AutoDenoiser:
-    """`default`: the gray model for gray images, the color model for color images."""
+    """`default`: one name for every image and noise.
 
-    def __init__(self, gray: ModelDenoiser, color: ModelDenoiser, name: str = "default") -> None:
-        self.name, self.gray, self.color = name, gray, color
+    Blind, it tells a photo's spatially correlated (or faint) noise from white noise (estimate_noise):
+    photos go to the photo model (gray ones as gray RGB, read back as gray), white noise to the gray
+    or color model at the estimated level. A given sigma means white Gaussian noise of that level: the gray
+    or color model."""
 
-    def pick(self, image: np.ndarray) -> ModelDenoiser:
-        """The model that suits this image's channel count."""
+    def __init__(self, gray: ModelDenoiser, color: ModelDenoiser, photo: ModelDenoiser | None = None,
+                 name: str = "default") -> None:
+        self.name, self.gray, self.color, self.photo = name, gray, color, photo
+
+    def pick(self, image: np.ndarray, sigma: float | None = None) -> ModelDenoiser:
+        """The model that suits this image: see :meth:`plan`."""
+        return self.plan(image, sigma).model
+
+    def awgn_model(self, image: np.ndarray) -> ModelDenoiser:
+        """The white-noise model of this image's channel count."""
         c = 1 if image.ndim == 2 else image.shape[-1]
         return self.color if c in (3, 4) else self.gray
 
+    def plan(self, image: np.ndarray, sigma: float | None = None) -> Plan:
+        """Model and level for one image (estimated once here, not again by the model)."""
+        awgn = self.awgn_model(image)
+        if sigma is not None:
+            return Plan(awgn, checked_sigma(sigma, self.name))
+        from imdenoise.noise_estimation import estimate_noise
+
+        color, _ = split_alpha(_as_hwc(image)[0])
+        if not np.all(np.isfinite(color)):
+            raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
+        est = estimate_noise(color)
+        if est.photo_like and self.photo is not None:
+            return Plan(self.photo, None, est)
+        lo, hi = awgn.noise_range
+        return Plan(awgn, float(min(max(est.sigma, lo), hi)) if hi > lo else est.sigma, est)
+
+    def run(self, plan: Plan, image: np.ndarray) -> np.ndarray:
+        """Denoise `image` as `plan` says (gray images through a color photo model as gray RGB)."""
+        hwc, was_2d = _as_hwc(image)
+        if plan.model.channels == 3 and hwc.shape[-1] in (1, 2):
+            color, alpha = split_alpha(hwc)
+            out = plan.model.denoise(np.repeat(color, 3, axis=-1), plan.sigma).mean(axis=-1, keepdims=True)
+            out = out if alpha is None else np.concatenate([out, alpha], axis=-1)
+            return out[..., 0] if was_2d else out
+        return plan.model.denoise(image, plan.sigma)
+
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
-        """Denoise with the gray or color model according to the image's channels."""
-        return self.pick(image).denoise(image, sigma)
+        """Denoise with the model that suits the image and its noise."""
+        return self.run(self.plan(image, sigma), image)
 
 
 def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0, repeats: int = 3) -> float:
@@ -209,6 +263,7 @@ def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0,
 
 
 SHIPPED_ALIASES = {"default": ("gray", "color"), "fast": ("gray-fast", "color-fast")}
+PHOTO_MODEL = "photo"  # the blind model `default` uses for photos' correlated noise, when shipped
 
 
 def _shipped_path(name: str) -> Path | None:
@@ -241,7 +296,8 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
     if name in SHIPPED_ALIASES:
         gray, color = SHIPPED_ALIASES[name]
         if _shipped_path(gray) and _shipped_path(color):
-            return AutoDenoiser(load(gray, **options), load(color, **options), name=name)
+            photo = load(PHOTO_MODEL, **options) if name == "default" and _shipped_path(PHOTO_MODEL) else None
+            return AutoDenoiser(load(gray, **options), load(color, **options), photo, name=name)
     if _shipped_path(name):
         return _load_weights(_shipped_path(name), None, opts)
     p = Path(name)

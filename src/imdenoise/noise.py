@@ -23,7 +23,7 @@ from imdenoise.errors import NoiseSpecError
 from imdenoise.noise_estimation import estimate_sigma
 
 __all__ = [
-    "NoiseModel", "GaussianNoise", "PoissonNoise", "SaltPepperNoise", "SpeckleNoise", "MixedNoise",
+    "NoiseModel", "GaussianNoise", "PoissonNoise", "SaltPepperNoise", "SpeckleNoise", "MixedNoise", "CameraNoise",
     "NOISE_KINDS", "parse_noise", "parse_noise_levels", "benchmark_rng", "benchmark_noisy",
     "estimate_sigma",
 ]
@@ -77,6 +77,13 @@ class NoiseModel:
 
     def _apply(self, clean: np.ndarray, rng: np.random.Generator, **values: float) -> np.ndarray:
         raise NotImplementedError
+
+    def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """(noisy, training target, level): the target is ``clean`` itself except for kinds that
+        change the image beyond the noise (camera: the clean image through the same camera)."""
+        noisy, level = self.sample(clean, rng)
+        return noisy, np.asarray(clean, dtype=np.float32), level
 
     def _level(self, clean: np.ndarray, noisy: np.ndarray, values: dict[str, float]) -> float | None:
         """Equivalent AWGN level: RMS of the realized noise, 0-255 scale."""
@@ -215,8 +222,59 @@ class MixedNoise(NoiseModel):
         return (lo + hi) / 2.0
 
 
+@dataclass(frozen=True)
+class CameraNoise(NoiseModel):
+    """Real camera noise: unprocess to raw, shot + read noise, camera pipeline and JPEG (camera_pipeline).
+
+    ``shot`` is the raw shot-noise gain, drawn log-uniformly in its range (Brooks et al.: 1e-4 for a
+    low ISO to 1.2e-2 for a very high one); read noise follows it. ``quality`` 0 skips JPEG. The
+    noise-free reference through the same camera is :meth:`sample_pair`'s target."""
+
+    shot: Param = (1e-4, 1.2e-2)
+    quality: Param = (75.0, 98.0)
+    sharpen: Param = (0.0, 1.0)
+    chroma: Param = (0.0, 4.0)
+    luma: Param = (0.0, 1.5)
+    kind: ClassVar[str] = "camera"
+    required: ClassVar[int] = 0
+    limits: ClassVar = {"shot": (1e-6, 0.1, "raw shot-noise gain, drawn log-uniformly"),
+                        "quality": (0.0, 100.0, "JPEG quality; 0 = no JPEG"),
+                        "sharpen": (0.0, 3.0, "in-camera unsharp-mask amount"),
+                        "chroma": (0.0, 8.0, "in-camera chroma noise reduction, blur sigma in pixels"),
+                        "luma": (0.0, 4.0, "in-camera luma noise reduction, blur sigma in pixels")}
+
+    def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """(noisy, reference, level): the reference is the clean image through the same camera."""
+        from imdenoise.camera_pipeline import random_params, simulate
+
+        clean = np.asarray(clean, dtype=np.float32)
+        lo, hi = _bounds(self.shot)
+        shot = lo if lo == hi else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        quality = int(round(_draw(self.quality, rng)))
+        params = random_params(rng, shot, quality, _draw(self.sharpen, rng), _draw(self.chroma, rng),
+                               _draw(self.luma, rng))
+        gray = clean.ndim == 3 and clean.shape[2] == 1
+        rgb = np.repeat(clean, 3, axis=2) if gray else clean
+        noisy, reference = simulate(rgb, params, rng)
+        if gray:  # a gray photo: the luma of the colour one
+            luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            noisy, reference = (noisy @ luma)[..., None], (reference @ luma)[..., None]
+        return noisy, reference, self._level(reference, noisy, {})
+
+    def sample(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:
+        noisy, _, level = self.sample_pair(clean, rng)
+        return noisy, level
+
+    @property
+    def level(self) -> float:
+        """The geometric middle of the shot range, times 1000 (the benchmark seeding rule's level)."""
+        lo, hi = _bounds(self.shot)
+        return 1000.0 * math.sqrt(lo * hi)
+
+
 NOISE_KINDS: dict[str, type[NoiseModel]] = {
-    cls.kind: cls for cls in (GaussianNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise, MixedNoise)
+    cls.kind: cls for cls in (GaussianNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise, MixedNoise, CameraNoise)
 }
 _ALIASES = {"awgn": "gaussian", "gauss": "gaussian", "salt_pepper": "saltpepper", "sp": "saltpepper",
             "s&p": "saltpepper", "impulse": "saltpepper", "shot": "poisson"}

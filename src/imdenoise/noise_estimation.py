@@ -9,9 +9,19 @@ Texture leaks into those directions and biases the plain estimator upwards at lo
 So the channel is cut into regions of about 48x48 pixels, each region gets its own estimate, and
 the final estimate pools the patch statistics of the flattest quarter of the regions (lowest
 regional estimates) before applying the same rule (measured in docs/noise.md).
+
+Two things break the plain estimate on real files, and are handled here:
+- clipping: an 8-bit file clips noise at 0 and 255, so dark and bright regions look flat and win the
+  flattest-quarter vote. Patches holding a sample at exactly 0 or 1 are left out (float data, which
+  is not clipped, almost never holds these exact values).
+- correlated noise: demosaicing, in-camera noise reduction and JPEG make a photo's noise smooth at
+  the pixel scale, where the estimator looks. On every ``stride``-th pixel (pixel-shuffled
+  sub-images) it is closer to white again; white noise reads the same at every stride.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,10 +32,15 @@ REGION = 48
 KEEP = 0.25
 
 
-def _patch_moments(region: np.ndarray, patch: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """(count, sum, sum of outer products) of all overlapping ``patch`` x ``patch`` patches."""
+def _patch_moments(region: np.ndarray, patch: int, clipped: np.ndarray | None = None
+                   ) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, sum, sum of outer products) of all overlapping ``patch`` x ``patch`` patches (those
+    holding a ``clipped`` sample left out)."""
     windows = np.lib.stride_tricks.sliding_window_view(region, (patch, patch))
     x = windows.reshape(-1, patch * patch).astype(np.float64)
+    if clipped is not None and clipped.any():
+        hit = np.lib.stride_tricks.sliding_window_view(clipped, (patch, patch)).any(axis=(-2, -1))
+        x = x[~hit.reshape(-1)]
     return x.shape[0], x.sum(axis=0), x.T @ x
 
 
@@ -62,10 +77,17 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
                              "image (at least 3x3 pixels needed); give sigma explicitly")
     if not np.all(np.isfinite(channel)):  # eigvalsh would fail with LinAlgError
         raise ImDenoiseError("cannot estimate the noise level of an image with NaN or infinite values")
-    channel = channel - channel.mean()  # better conditioned moments; the covariance is unchanged
+    clipped = (channel == 0.0) | (channel == 1.0)  # samples at the clip level itself (float data is not clipped)
+    return _estimate(channel - channel.mean(), clipped, patch, region, keep)
+
+
+def _estimate(channel: np.ndarray, excluded: np.ndarray, patch: int, region: int, keep: float) -> float:
+    """The regional PCA estimate of a zero-mean channel, patches touching ``excluded`` samples left out."""
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
-    moments = [_patch_moments(channel[y0:y1, x0:x1], patch)
-               for y0, y1 in zip(ys[:-1], ys[1:]) for x0, x1 in zip(xs[:-1], xs[1:])]
+    boxes = [(slice(y0, y1), slice(x0, x1)) for y0, y1 in zip(ys[:-1], ys[1:]) for x0, x1 in zip(xs[:-1], xs[1:])]
+    moments = [_patch_moments(channel[b], patch, excluded[b]) for b in boxes]
+    enough = [m for m in moments if m[0] >= 2 * patch * patch]  # regions with enough unclipped patches
+    moments = enough if enough else [_patch_moments(channel[b], patch) for b in boxes]
     if len(moments) > 1:
         flat = np.argsort([_variance(*m) for m in moments])[: max(1, int(round(keep * len(moments))))]
         moments = [moments[i] for i in flat]
@@ -73,11 +95,52 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
     return float(np.sqrt(_variance(*pooled)) * 255.0)
 
 
-def estimate_sigma(image: np.ndarray) -> float:
-    """Blind AWGN level on the 0-255 scale of a [0, 1] HxW or HxWxC image (channels: mean estimate)."""
+def estimate_sigma(image: np.ndarray, stride: int = 1) -> float:
+    """Blind AWGN level on the 0-255 scale of a [0, 1] HxW or HxWxC image (channels: mean estimate).
+
+    ``stride`` > 1 estimates on the pixel-shuffled sub-images (every stride-th pixel; the mean over
+    the sub-images, each big enough): the level of spatially correlated noise."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3:
         raise ValueError(f"expected an HxW or HxWxC image, got shape {image.shape}")
+    if stride > 1 and min(image.shape[:2]) // stride >= 3 * PATCH:
+        subs = [image[y::stride, x::stride] for y in range(stride) for x in range(stride)]
+        return float(np.mean([estimate_sigma(s) for s in subs]))
     return float(np.mean([estimate_sigma_channel(image[..., c]) for c in range(image.shape[2])]))
+
+
+CORRELATION_RATIO = 1.5  # sigma at stride 2 over sigma at stride 1: white noise reads 1.0-1.5 (docs/noise.md)
+FAINT = 2.0  # white-noise estimates below this (0-255) are a photo's or a clean image's, not AWGN's
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """What a blind run knows of an image's noise: its white-noise level and whether it is correlated."""
+
+    sigma: float  # estimate at the pixel scale: the AWGN level for white noise (0-255)
+    sigma_coarse: float  # estimate on every second pixel: closer to the level of correlated noise
+    correlated: bool  # spatially correlated (camera photo, JPEG) rather than white noise
+
+    @property
+    def photo_like(self) -> bool:
+        """Noise of a camera photo (correlated), or too faint to be white Gaussian noise worth the name."""
+        return self.correlated or self.sigma < FAINT
+
+    @property
+    def level(self) -> float:
+        """The level to report: the coarse estimate for a photo's noise, else the white-noise level."""
+        return max(self.sigma_coarse, self.sigma) if self.photo_like else self.sigma
+
+    @property
+    def kind(self) -> str:
+        return "correlated (camera-like)" if self.correlated else ("faint" if self.photo_like else "white")
+
+
+def estimate_noise(image: np.ndarray) -> NoiseEstimate:
+    """Estimate at stride 1 and 2 (pixel-shuffled): white noise reads the same at both, the
+    correlated noise of real photos much higher at stride 2 (docs/noise.md has the measurements)."""
+    fine = estimate_sigma(image)
+    coarse = estimate_sigma(image, stride=2)
+    return NoiseEstimate(fine, coarse, coarse > CORRELATION_RATIO * fine)

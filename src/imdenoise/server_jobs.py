@@ -183,7 +183,8 @@ def _describe(name: str) -> MethodInfo:
     from imdenoise.inference import SHIPPED_ALIASES
 
     if name in SHIPPED_ALIASES:
-        return MethodInfo(name, "model", "shipped U-Net: the gray or the color model, chosen by the image")
+        return MethodInfo(name, "model", "shipped U-Nets: the photo model for real photos' noise, else the gray "
+                                         "or the color model, chosen by the image")
     if name == "zeroshot":
         return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")
     try:
@@ -355,7 +356,8 @@ class ImageJob:
             plan = plan_sigma(denoiser, kind, image.data, sigma)
             if plan.estimated is not None:
                 t["estimate"] = time.monotonic() - start - sum(t.values())
-            out = denoiser.denoise(image.data, sigma=plan.given)
+            out = (denoiser.run(plan.auto, image.data) if plan.auto is not None
+                   else denoiser.denoise(image.data, sigma=plan.given))
             t["denoise"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
             src = np.dtype(image.dtype)
@@ -375,18 +377,18 @@ class SigmaPlan:
     estimated: float | None
     given: float | None
     used: float | None
+    auto: Any = None  # 'default': the library's own plan (model and level), run as planned
 
 
 def _sigma_range(denoiser: Any, data: np.ndarray) -> tuple[float, float] | None:
     """The (lo, hi) noise range a noise-conditioned network clamps a blind estimate to; None if the
     denoiser is not such a network. (0, 0) marks a network that ignores sigma altogether."""
-    target = denoiser.pick(data) if callable(getattr(denoiser, "pick", None)) else denoiser  # 'default'
-    model = getattr(target, "model", None)
-    if model is None or not hasattr(target, "noise_range"):
+    model = getattr(denoiser, "model", None)
+    if model is None or not hasattr(denoiser, "noise_range"):
         return None
     if not getattr(model, "noise_conditioned", False):
         return (0.0, 0.0)
-    lo, hi = (float(x) for x in target.noise_range)
+    lo, hi = (float(x) for x in denoiser.noise_range)
     return (lo, hi) if hi > lo else (0.0, 255.0)
 
 
@@ -403,6 +405,10 @@ def plan_sigma(denoiser: Any, kind: str, data: np.ndarray, sigma: float | None) 
     """
     from imdenoise.noise import estimate_sigma
 
+    if callable(getattr(denoiser, "plan", None)):  # 'default' picks its model and level itself
+        auto = denoiser.plan(data, sigma)
+        estimated = auto.estimate.level if auto.estimate is not None else None
+        return SigmaPlan(estimated, sigma, auto.sigma, auto)
     rng = _sigma_range(denoiser, data) if kind in ("model", "custom") else None
     uses_sigma = kind != "zeroshot" and rng != (0.0, 0.0)
     if sigma is not None:

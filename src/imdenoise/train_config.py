@@ -38,6 +38,8 @@ class DataSection(_Strict):
     workers: int = Field(2, ge=0)
     holdout: int = Field(8, ge=0, description="last N training images kept out for validation")
     val: list[str] = Field(default_factory=list, description="extra validation folders (evaluated as held out)")
+    val_pairs: str | None = Field(None, description=(
+        "validate on this folder of real noisy/reference pairs instead (never trained on)"))
     val_noise: str = "gaussian:25"
     val_limit: int = Field(8, ge=1)
     limit: int | None = Field(None, ge=1, description="use only the first N training images")

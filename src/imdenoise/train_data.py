@@ -17,6 +17,7 @@ from imdenoise.data import (
     load_images,
     match_pairs,
     read_idx_images,
+    real_pairs,
     rescaled_copies,
     to_uint8,
 )
@@ -45,8 +46,9 @@ def load_source(source: str, channels: int, holdout: int, limit: int | None, val
     return load_images(train, channels, keep_float), load_images(val[:val_limit], channels, keep_float)
 
 
-def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
-    """The training dataset for the config's mode and the uint8 clean validation images."""
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list]:
+    """The training dataset for the config's mode and the validation images: uint8 clean images
+    (noise is added by the validation), or (noisy, reference) uint8 pairs with data.val_pairs."""
     d = cfg.data
     seed = cfg.optim.seed
     if d.paired:
@@ -73,5 +75,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list[np.ndarray]]:
             dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment)
     for folder in d.val:
         val += load_images(list_images(folder)[: d.val_limit], d.channels)
+    if d.val_pairs:
+        noisy_paths, clean_paths = real_pairs(d.val_pairs)
+        step = max(1, len(clean_paths) // d.val_limit)  # spread over the set: its scenes come in runs
+        picked = list(range(0, len(clean_paths), step))[: d.val_limit]
+        val = list(zip(load_images([noisy_paths[i] for i in picked], d.channels),
+                       load_images([clean_paths[i] for i in picked], d.channels)))
     log.info("training on %s, validating on %d images", type(dataset).__name__, len(val))
     return dataset, val

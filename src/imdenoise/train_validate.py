@@ -18,7 +18,8 @@ SAMPLE_COUNT, SAMPLE_CROP = 8, 128
 
 
 def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
-    """Mean PSNR/SSIM of the EMA model on the held-out images (noisy input PSNR for reference), and
+    """Mean PSNR/SSIM of the EMA model on the held-out images with seeded noise, or on real noisy
+    pairs (data.val_pairs), with the noisy input's PSNR for reference, and
     (noisy, denoised, clean) crops of the first few images for the sample grids."""
     from imdenoise.metrics import psnr_uint8, ssim_uint8
     from imdenoise.noise import benchmark_rng, parse_noise
@@ -31,12 +32,18 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
     level = noise.level  # the seeding rule's level (sigma for Gaussian noise)
     psnrs, ssims, noisy_psnrs = [], [], []
     samples: Samples = []
-    for i, clean_u8 in enumerate(trainer.val_images):
-        clean = clean_u8.astype(np.float32) / 255.0
-        noisy = noise(clean, benchmark_rng(level, i))
+    for i, item in enumerate(trainer.val_images):
+        if isinstance(item, tuple):  # a real noisy/reference pair: no noise is added
+            noisy_u8, clean_u8 = item
+            clean, noisy = clean_u8.astype(np.float32) / 255.0, noisy_u8.astype(np.float32) / 255.0
+        else:
+            clean_u8 = item
+            clean = clean_u8.astype(np.float32) / 255.0
+            noisy = noise(clean, benchmark_rng(level, i))
         x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()).to(trainer.device)
         # conditioning level: the nominal sigma, else the measured strength of the added noise
-        cond = noise.nominal_sigma if noise.nominal_sigma is not None else 255.0 * float(np.std(noisy - clean))
+        nominal = None if isinstance(item, tuple) else noise.nominal_sigma
+        cond = nominal if nominal is not None else 255.0 * float(np.std(noisy - clean))
         sigma = torch.full((1,), cond / 255.0, device=trainer.device)
         with torch.inference_mode():
             out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)

@@ -6,6 +6,7 @@ import glob
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -110,9 +111,17 @@ def denoise(
             frames = read_frames(src)  # every page of a multi-page TIFF, else one image
             if len(frames) > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
                 raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
-            clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
+            start = time.perf_counter()
+            if callable(getattr(denoiser, "plan", None)):  # 'default': says which model and level it chose
+                plans = [denoiser.plan(f.data, sigma) for f in frames]
+                clean = [denoiser.run(p, f.data) for p, f in zip(plans, frames)]
+                what = plans[0].describe()
+            else:
+                clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
+                what = f"{getattr(denoiser, 'name', 'method')}" + ("" if sigma is None else f", sigma {sigma:g}")
+            seconds = time.perf_counter() - start
             write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
-            tqdm.write(f"{src} -> {dst}")
+            tqdm.write(f"{src} -> {dst}: {what}, {seconds:.2f} s")
         except ImDenoiseError as exc:
             failures += 1
             msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"  # name the file the error is about

@@ -9,6 +9,9 @@ Two moves keep the trained function exactly, so training only has to learn what 
   from a new channel into an old one starts at zero. The old channels then compute what they did, and
   the new ones are invisible downstream until training makes those weights non-zero.
 
+- **blind**: a noise-conditioned source becomes a blind net by dropping its noise-map input channel,
+  which is the source at sigma 0 (the starting point of a blind model fine-tuned on real noise).
+
 This is how a shipped model gains capacity at the full-detail level without a from-scratch run. The
 grown net is checked against the source on a random input; a change the moves cannot preserve (other
 image channels, pixel-unshuffle factor or noise map) is refused.
@@ -27,7 +30,7 @@ from imdenoise.models.blocks import ResBlock
 from imdenoise.models.unet import Refiner
 
 log = logging.getLogger(__name__)
-GROWTH = "growth can only add residual blocks or a refinement branch, or widen levels"
+GROWTH = "growth can only add residual blocks or a refinement branch, widen levels or drop the noise map"
 # Branches added to a running sum: with their last convolution at zero they add nothing.
 ZERO_START_BRANCHES = (Refiner, ResBlock)
 
@@ -54,15 +57,21 @@ def _widened(module: nn.Module, param: str, source: torch.Tensor, fresh: torch.T
     return grown
 
 
+def _goes_blind(model: nn.Module, source: nn.Module) -> bool:
+    """True when a noise-conditioned source is loaded into the same net without the noise map."""
+    return bool(getattr(source, "noise_conditioned", False)) and not getattr(model, "noise_conditioned", True)
+
+
 def _check_preserved(model: nn.Module, source: nn.Module, source_name: str) -> None:
     """Refuse a grown net whose output differs from the source's on a random input."""
     shape = (2, getattr(source, "in_channels", 1), 2 * getattr(source, "size_multiple", 1),
              3 * getattr(source, "size_multiple", 1))
     x, sigma = torch.rand(shape, generator=torch.Generator().manual_seed(0)), torch.tensor([0.05, 0.2])
+    source_sigma = torch.zeros_like(sigma) if _goes_blind(model, source) else sigma
     modes = [(net, net.training) for net in (model, source)]
     try:
         with torch.no_grad():
-            got, want = model.eval()(x, sigma), source.eval()(x, sigma)
+            got, want = model.eval()(x, sigma), source.eval()(x, source_sigma)
     except RuntimeError:  # e.g. other image channels: the grown head cannot take the source's input
         got = want = None
     finally:
@@ -80,6 +89,10 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
     dimension; every parameter the source lacks must belong to a wholly new residual block or
     refinement branch."""
     state, target = source.state_dict(), model.state_dict()
+    if _goes_blind(model, source):  # the map is the last input channel of the head and the refiner
+        for key in ("head.weight", "refine.head.weight"):
+            if key in state:
+                state[key] = state[key][:, :-1]
     misplaced = [k for k in state if k not in target]
     if misplaced:
         raise ConfigError(f"{source_name}: {len(misplaced)} tensors have no place in this architecture "
