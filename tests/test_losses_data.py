@@ -115,7 +115,7 @@ def _write(folder: Path, names: list[str]) -> None:
 def test_pairs_are_matched_by_name_and_unmatched_listed(tmp_path: Path) -> None:
     _write(tmp_path / "noisy", ["a.png", "b.png", "c.png"])
     _write(tmp_path / "clean", ["a.png", "b.png", "d.png"])
-    with pytest.raises(ConfigError, match=r"only: \['c'\].*only: \['d'\]"):
+    with pytest.raises(ConfigError, match=r"only: \['c.png'\].*only: \['d.png'\]"):
         match_pairs(tmp_path / "noisy", tmp_path / "clean")
     (tmp_path / "noisy" / "c.png").unlink()
     (tmp_path / "clean" / "d.png").unlink()

@@ -231,7 +231,8 @@ def match_pairs(noisy_dir: Path, clean_dir: Path) -> tuple[list[Path], list[Path
     """Pair files of two folders by stem; unmatched files are listed in the error."""
     noisy = {p.stem: p for p in list_images(noisy_dir)}
     clean = {p.stem: p for p in list_images(clean_dir)}
-    only_noisy, only_clean = sorted(set(noisy) - set(clean)), sorted(set(clean) - set(noisy))
+    only_noisy = sorted(noisy[k].name for k in set(noisy) - set(clean))
+    only_clean = sorted(clean[k].name for k in set(clean) - set(noisy))
     if only_noisy or only_clean:
         raise ConfigError(f"unmatched files: in {noisy_dir} only: {only_noisy[:10]}; "
                           f"in {clean_dir} only: {only_clean[:10]}")
@@ -255,10 +256,11 @@ def real_pairs(folder: str | Path) -> tuple[list[Path], list[Path]]:
         noisy = {p.stem[: -len(noisy_tag)]: p for p in files if p.stem.endswith(noisy_tag)}
         clean = {p.stem[: -len(clean_tag)]: p for p in files if p.stem.endswith(clean_tag)}
         if noisy and clean:
-            unmatched = sorted(set(noisy) ^ set(clean))
+            unmatched = sorted((noisy.get(k) or clean[k]).name for k in set(noisy) ^ set(clean))
             if unmatched:
-                raise ConfigError(f"{folder}: {len(unmatched)} files without their pair (first: {unmatched[0]}; "
-                                  f"expected <name>{noisy_tag}.* beside <name>{clean_tag}.*)")
+                raise ConfigError(f"{folder}: no partner for {unmatched[0]}"
+                                  + (f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else "")
+                                  + f"; expected <name>{noisy_tag}.* beside <name>{clean_tag}.*")
             stems = sorted(noisy)
             return [noisy[s] for s in stems], [clean[s] for s in stems]
     raise ConfigError(f"{folder}: not a folder of real noisy pairs: expected <name>_real.* beside <name>_mean.* "

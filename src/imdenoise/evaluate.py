@@ -10,6 +10,13 @@ on the first image, with ``torch.set_num_threads(2)``.
 Other noise kinds use the same seeding rule with their main parameter as the level:
 ``default_rng(round(1000 * level) + i)`` with level = peak (poisson), amount (saltpepper),
 var (speckle), sigma (mixed); see ``noise.benchmark_rng``.
+
+Folders of real noisy pairs (``data.real_pairs``: ``<name>_real.*`` beside ``<name>_mean.*``, ...)
+get no synthetic noise: the 8-bit noisy photo, scaled to [0, 1], is the input, the reference is the
+"clean" image and the noise label is ``real``; methods are blind unless ``EvalSettings.fixed_sigma``
+gives every method one level (``sigma_true`` holds the RMS of noisy - reference, for the residual
+statistics only). Output quantization, PSNR/SSIM and
+timing are the protocol's. Every record also holds the noisy input's own PSNR/SSIM (8-bit).
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from imdenoise.errors import ImageReadError, ImDenoiseError
 __all__ = [
     "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "Kept", "load_dataset", "parse_levels",
     "noise_label", "make_noisy", "quantize", "residual_stats", "evaluate", "summarize", "records_as_dicts",
-    "time_call",
+    "time_call", "REAL_LABEL", "is_pairs_folder", "load_pairs",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+REAL_LABEL = "real"  # the noise label of real noisy pairs (no synthetic noise)
 
 
 class EvaluationError(ImDenoiseError):
@@ -39,13 +47,23 @@ class EvaluationError(ImDenoiseError):
 
 @dataclass
 class Dataset:
-    """A benchmark set held in memory: 8-bit HxWxC clean images, sorted by file name."""
+    """A benchmark set held in memory: 8-bit HxWxC clean images, sorted by file name.
+
+    For real noisy pairs, ``images`` are the references, ``noisy`` the noisy photos (same shapes) and
+    ``files`` the noisy files (the inputs the records name), ``reference_files`` the references."""
 
     name: str
     path: Path
     files: list[Path]
     images: list[np.ndarray]  # uint8 HxWxC, C = channels
     channels: int
+    noisy: list[np.ndarray] | None = None  # real pairs: the noisy photos, uint8 HxWxC
+    reference_files: list[Path] | None = None
+
+    @property
+    def real(self) -> bool:
+        """True for real noisy pairs (no synthetic noise is added)."""
+        return self.noisy is not None
 
 
 @dataclass
@@ -55,7 +73,7 @@ class ImageRecord:
     method: str
     dataset: str
     noise: str
-    level: float
+    level: float | None  # the noise model's main parameter; None for real pairs
     index: int
     image: str
     height: int
@@ -74,13 +92,20 @@ class ImageRecord:
     resid_ac_v: float  # same, vertical
     resid_structure: float | None  # correlation of the residual with the clean image's detail layer
     lpips: float | None = None
+    psnr_noisy: float | None = None  # the noisy input itself (clipped, 8-bit) against the clean image
+    ssim_noisy: float | None = None
 
 
 @dataclass
 class EvalSettings:
-    """Options of one run; defaults are the protocol's."""
+    """Options of one run; defaults are the protocol's.
+
+    The sigma given to every method is ``fixed_sigma`` when set, else the true level when
+    ``sigma_known`` and the noise has one, else None (blind; always so on real pairs without
+    ``fixed_sigma``)."""
 
     sigma_known: bool = True
+    fixed_sigma: float | None = None
     threads: int = 2
     warmup: bool = True
     limit: int | None = None
@@ -94,7 +119,7 @@ class Kept:
 
     dataset: str
     noise: str
-    level: float
+    level: float | None
     sigma: float | None
     image: str
     clean: np.ndarray
@@ -127,15 +152,64 @@ def _to_channels(arr: np.ndarray, channels: int) -> np.ndarray:
     return arr
 
 
-def load_dataset(path: str | Path, channels: int | None = None, limit: int | None = None) -> Dataset:
-    """A folder of clean images, sorted by name; gray when all its images are gray unless `channels`."""
-    path = Path(path)
+def _check_args(path: Path, channels: int | None, limit: int | None) -> None:
     if not path.is_dir():
         raise EvaluationError(f"dataset {path}: no such directory")
     if channels not in (None, 1, 3):
         raise EvaluationError(f"channels must be 1 (gray) or 3 (RGB), got {channels}")
     if limit is not None and limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {limit}")
+
+
+def is_pairs_folder(path: str | Path) -> bool:
+    """True for a folder of real noisy pairs, or one meant to be: ``data.is_real_pairs``, or a
+    ``noisy/`` + ``clean/`` layout, or a file named like a noisy photo (``*_real.*``, ``*_noisy.*``)
+    even when its pair is missing (so that a broken pairs folder is an error, not a clean set)."""
+    from imdenoise.data import REAL_PAIR_TAGS, is_real_pairs, list_images
+
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if is_real_pairs(path) or ((path / "noisy").is_dir() and (path / "clean").is_dir()):
+        return True
+    noisy_tags = {n for n, _ in REAL_PAIR_TAGS}
+    return any(f.stem.endswith(tag) for f in list_images(path) for tag in noisy_tags)
+
+
+def load_pairs(path: str | Path, channels: int | None = None, limit: int | None = None) -> Dataset:
+    """A folder of real noisy pairs (``data.real_pairs``), sorted by name; gray when every photo and
+    reference is gray unless `channels`. A missing partner or a size mismatch is an EvaluationError
+    naming the file."""
+    from imdenoise.data import real_pairs
+
+    path = Path(path)
+    _check_args(path, channels, limit)
+    try:
+        noisy_files, clean_files = real_pairs(path)
+    except ImDenoiseError as exc:
+        raise EvaluationError(f"dataset {path}: {str(exc).removeprefix(f'{path}: ')}") from None
+    if limit:
+        noisy_files, clean_files = noisy_files[:limit], clean_files[:limit]
+    noisy = [_read_u8(f) for f in noisy_files]
+    clean = [_read_u8(f) for f in clean_files]
+    for fn, fc, a, b in zip(noisy_files, clean_files, noisy, clean):
+        if a.shape[:2] != b.shape[:2]:
+            raise EvaluationError(f"dataset {path}: {fn.name} is {a.shape[1]}x{a.shape[0]} but its reference "
+                                  f"{fc.name} is {b.shape[1]}x{b.shape[0]}")
+    if channels is None:
+        channels = 1 if all(_is_gray(a) for a in noisy + clean) else 3
+    return Dataset(path.name, path, noisy_files, [_to_channels(a, channels) for a in clean], channels,
+                   noisy=[_to_channels(a, channels) for a in noisy], reference_files=clean_files)
+
+
+def load_dataset(path: str | Path, channels: int | None = None, limit: int | None = None) -> Dataset:
+    """A folder of clean images, sorted by name; gray when all its images are gray unless `channels`.
+
+    A folder of real noisy pairs (see :func:`is_pairs_folder`) is read by :func:`load_pairs`."""
+    path = Path(path)
+    _check_args(path, channels, limit)
+    if is_pairs_folder(path):
+        return load_pairs(path, channels, limit)
     files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise EvaluationError(f"dataset {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
@@ -247,10 +321,22 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="img", disable=None if enabled else True, leave=False, dynamic_ncols=True)
 
 
+def _inputs(ds: Dataset, model: Any, i: int, clean: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """Image i's noisy input and true level: synthetic noise by the protocol, or (real pairs, model
+    None) the noisy photo as read, scaled to [0, 1], with the RMS of noisy - reference (0-255) as its
+    level, as for the other non-Gaussian kinds (this level is never given to a method)."""
+    if model is None:
+        noisy = ds.noisy[i].astype(np.float32) / 255  # type: ignore[index]
+        return noisy, float(np.sqrt(np.mean((noisy.astype(np.float64) - clean) ** 2)) * 255)
+    return make_noisy(clean, model, i)
+
+
 def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Sequence[Any],
              settings: EvalSettings | None = None, lpips_fn: Callable | None = None,
              kept: list[Kept] | None = None) -> list[ImageRecord]:
-    """Run every method on every image of every dataset at every noise level; one record each."""
+    """Run every method on every image of every dataset at every noise level; one record each.
+
+    Real-pair datasets are run once each, on their own noisy photos (noise label ``real``)."""
     import torch
 
     from imdenoise.metrics import psnr_uint8, ssim_uint8
@@ -258,33 +344,44 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
     s = settings or EvalSettings()
     torch.set_num_threads(s.threads)
     records: list[ImageRecord] = []
-    total = sum(len(d.images) for d in datasets) * len(levels) * len(methods)
+    total = sum(len(d.images) * (1 if d.real else len(levels)) for d in datasets) * len(methods)
+    if any(not d.real for d in datasets) and not levels:
+        raise EvaluationError("no noise level given for a folder of clean images")
     bar = _progress(total, s.progress)
+
+    def given(sigma: float | None, real: bool) -> float | None:
+        if s.fixed_sigma is not None:
+            return s.fixed_sigma
+        return sigma if s.sigma_known and not real else None  # real pairs: blind
+
     try:
         for ds in datasets:
+            cases = [(REAL_LABEL, None, None)] if ds.real else [(noise_label(m), float(m.level), m) for m in levels]
             if s.warmup:
-                noisy0, sig0 = make_noisy(ds.images[0].astype(np.float32) / 255, levels[0], 0)
+                noisy0, sig0 = _inputs(ds, cases[0][2], 0, ds.images[0].astype(np.float32) / 255)
                 for name, m in methods.items():
                     bar.set_description(f"{name} warm-up")
-                    _run_method(m, name, noisy0, sig0 if s.sigma_known else None, f"{ds.files[0]} (warm-up)")
-            for model in levels:
-                label = noise_label(model)
+                    _run_method(m, name, noisy0, given(sig0, ds.real), f"{ds.files[0]} (warm-up)")
+            for label, level, model in cases:
                 for i, (path, u8) in enumerate(zip(ds.files, ds.images)):
                     clean = u8.astype(np.float32) / 255
-                    noisy, sigma = make_noisy(clean, model, i)
-                    keep = Kept(ds.name, label, model.level, sigma, path.name, clean, noisy) \
+                    noisy, sigma = _inputs(ds, model, i, clean)
+                    noisy_q = quantize(noisy)
+                    psnr_noisy, ssim_noisy = psnr_uint8(u8, noisy_q), ssim_uint8(u8, noisy_q)
+                    keep = Kept(ds.name, label, level, sigma, path.name, clean, noisy) \
                         if kept is not None and i == s.keep_index else None
                     for name, m in methods.items():
                         bar.set_description(f"{name} {ds.name} {label}")
-                        given = sigma if s.sigma_known else None
-                        out, sec = _run_method(m, name, noisy, given, f"{path} at {label}")
+                        sigma_given = given(sigma, ds.real)
+                        out, sec = _run_method(m, name, noisy, sigma_given, f"{path} at {label}")
                         q = quantize(out)
                         h, w, c = u8.shape
                         rec = ImageRecord(
-                            method=name, dataset=ds.name, noise=label, level=float(model.level), index=i,
+                            method=name, dataset=ds.name, noise=label, level=level, index=i,
                             image=path.name, height=h, width=w, channels=c, sigma_true=sigma,
-                            sigma_given=given, psnr=psnr_uint8(u8, q), ssim=ssim_uint8(u8, q),
+                            sigma_given=sigma_given, psnr=psnr_uint8(u8, q), ssim=ssim_uint8(u8, q),
                             seconds=sec, mpx_per_s=h * w / 1e6 / sec if sec > 0 else math.inf,
+                            psnr_noisy=psnr_noisy, ssim_noisy=ssim_noisy,
                             **residual_stats(noisy, out, sigma, clean))  # type: ignore[arg-type]
                         if lpips_fn is not None:
                             rec.lpips = float(lpips_fn(u8, q))
@@ -299,7 +396,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
     return records
 
 
-SUMMARY_KEYS = ("psnr", "ssim", "resid_mean", "resid_std", "resid_std_ratio", "resid_ac_h", "resid_ac_v",
+SUMMARY_KEYS = ("psnr", "ssim", "psnr_noisy", "ssim_noisy", "resid_mean", "resid_std", "resid_std_ratio", "resid_ac_h", "resid_ac_v",
                 "resid_structure", "lpips")
 
 

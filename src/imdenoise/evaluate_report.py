@@ -26,14 +26,15 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    """Methods x sets x noise levels: PSNR / SSIM / s per image, Mpx/s and residual statistics."""
+    """Methods x sets x noise levels: PSNR / SSIM (and the noisy input's PSNR) / s per image, Mpx/s and
+    residual statistics."""
     has_lpips = any(row.get("lpips") is not None for row in summary)
-    head = ["method", "set", "noise", "images", "PSNR dB", "SSIM", "s / image", "Mpx/s",
+    head = ["method", "set", "noise", "images", "PSNR dB", "noisy PSNR dB", "SSIM", "s / image", "Mpx/s",
             "resid mean", "resid std / sigma", "resid AC h", "resid AC v", "resid structure"] + (["LPIPS"] if has_lpips else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
         cells = [r["method"], r["dataset"], r["noise"], str(r["images"]), _fmt(r["psnr"], ".2f"),
-                 _fmt(r["ssim"], ".4f"), _fmt(r["seconds"], ".3f"), _fmt(r["mpx_per_s"], ".3f"),
+                 _fmt(r.get("psnr_noisy"), ".2f"), _fmt(r["ssim"], ".4f"), _fmt(r["seconds"], ".3f"), _fmt(r["mpx_per_s"], ".3f"),
                  _fmt(r["resid_mean"], "+.3f"), _fmt(r["resid_std_ratio"], ".3f"),
                  _fmt(r["resid_ac_h"], "+.3f"), _fmt(r["resid_ac_v"], "+.3f"),
                  _fmt(r.get("resid_structure"), "+.3f")]
@@ -88,9 +89,14 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def figure_paths(folder: Path, datasets: Sequence[str], noises: Sequence[str]) -> list[Path]:
-    """The PNG files `write_figures` will create (known before the run, to check overwriting)."""
-    paths = [folder / f"crops_{_slug(d)}_{_slug(n)}.png" for d in datasets for n in noises]
+def figure_paths(folder: Path, datasets: Sequence[str], noises: Sequence[str],
+                 real_sets: Sequence[str] = ()) -> list[Path]:
+    """The PNG files `write_figures` will create (known before the run, to check overwriting);
+    the sets named in `real_sets` (real noisy pairs) have the one noise label 'real'."""
+    from imdenoise.evaluate import REAL_LABEL
+
+    paths = [folder / f"crops_{_slug(d)}_{_slug(n)}.png"
+             for d in datasets for n in ([REAL_LABEL] if d in real_sets else noises)]
     return paths + [folder / "psnr_vs_level.png"]
 
 
@@ -112,22 +118,24 @@ def _show(ax: Any, img: np.ndarray, title: str, vmin: float = 0.0, vmax: float =
 def _crops_figure(path: Path, k: Kept, crop: int) -> None:
     import matplotlib.pyplot as plt
 
-    from imdenoise.evaluate import quantize
+    from imdenoise.evaluate import REAL_LABEL, quantize
     from imdenoise.metrics import psnr_uint8
 
     ys, xs = _crop_box(k.clean.shape[0], k.clean.shape[1], crop)
     names = list(k.outputs)
     cols = len(names) + 2
     fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 6.0), dpi=100, squeeze=False)
-    spread = 3 * (k.sigma or 25.0) / 255  # residual shown over +-3 sigma
+    real = k.noise == REAL_LABEL
+    spread = 3 * max(k.sigma or 25.0, 1.0) / 255  # residual shown over +-3 sigma (real: RMS of noisy - reference)
     clean_u8 = quantize(k.clean)
     _show(axes[0, 0], np.clip(k.noisy[ys, xs], 0, 1), f"noisy ({psnr_uint8(clean_u8, quantize(k.noisy)):.2f} dB)")
-    _show(axes[1, 0], (k.noisy - k.clean)[ys, xs], "true noise", -spread, spread)
+    _show(axes[1, 0], (k.noisy - k.clean)[ys, xs], "real noise (noisy - reference)" if real else "true noise",
+          -spread, spread)
     for j, name in enumerate(names, start=1):
         out = k.outputs[name]
         _show(axes[0, j], np.clip(out[ys, xs], 0, 1), f"{name} ({psnr_uint8(clean_u8, quantize(out)):.2f} dB)")
         _show(axes[1, j], (k.noisy - out)[ys, xs], f"{name}: noisy - denoised", -spread, spread)
-    _show(axes[0, -1], k.clean[ys, xs], "clean")
+    _show(axes[0, -1], k.clean[ys, xs], "reference" if real else "clean")
     axes[1, -1].axis("off")
     fig.suptitle(f"{k.dataset} / {k.image} / {k.noise}", fontsize=10)
     fig.tight_layout()
@@ -135,13 +143,34 @@ def _crops_figure(path: Path, k: Kept, crop: int) -> None:
     plt.close(fig)
 
 
+def _real_bars(ax: Any, rows: Sequence[dict[str, Any]], title: str) -> None:
+    """Real noisy pairs (no level to plot against): mean PSNR per method, the noisy photos' as a line."""
+    names = [r["method"] for r in rows]
+    ax.bar(range(len(rows)), [r["psnr"] for r in rows], color="tab:blue")
+    noisy = rows[0].get("psnr_noisy")
+    if noisy is not None:
+        ax.axhline(noisy, color="tab:red", linestyle="--", label=f"noisy photo ({noisy:.2f} dB)")
+        ax.legend(fontsize=8)
+    lo = min([r["psnr"] for r in rows] + ([noisy] if noisy is not None else []))
+    ax.set_ylim(lo - 2, max(r["psnr"] for r in rows) + 1)
+    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"{title} (real noise)")
+    ax.grid(alpha=0.3, axis="y")
+
+
 def _level_plot(path: Path, summary: Sequence[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
+
+    from imdenoise.evaluate import REAL_LABEL
 
     sets = list(dict.fromkeys(r["dataset"] for r in summary))
     fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), dpi=100, squeeze=False)
     for ax, ds in zip(axes[0], sets):
         rows = [r for r in summary if r["dataset"] == ds]
+        if all(r["noise"] == REAL_LABEL for r in rows):
+            _real_bars(ax, rows, ds)
+            continue
         kinds = sorted({r["noise"].split(":")[0] for r in rows})
         for method in dict.fromkeys(r["method"] for r in rows):
             for kind in kinds:
@@ -160,7 +189,8 @@ def _level_plot(path: Path, summary: Sequence[dict[str, Any]]) -> None:
 
 
 def write_figures(folder: Path, kept: Sequence[Kept], summary: Sequence[dict[str, Any]], crop: int = 128) -> list[Path]:
-    """Side-by-side crops (with residuals) per set and level, and the PSNR-versus-level plot."""
+    """Side-by-side crops (with residuals) per set and level, and the PSNR-versus-level plot (for real
+    noisy pairs: a bar per method against the noisy photos' PSNR)."""
     import matplotlib
 
     matplotlib.use("Agg")
