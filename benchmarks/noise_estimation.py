@@ -1,9 +1,13 @@
 """Error of the blind noise-level estimator on Set12 and BSD68 under the benchmark AWGN.
 
-Usage: python benchmarks/noise_estimation.py [--datasets DIR] [--sigmas 5,10,15,25,35,50] [--plain]
+Usage: python benchmarks/noise_estimation.py [--datasets DIR] [--sigmas 5,10,15,25,35,50] [--plain] [--clipped]
+       python benchmarks/noise_estimation.py --routing [--sigmas 15,25,50]
 Prints a markdown table: mean and max absolute error (and mean signed error, the bias) of
 ``imdenoise.noise.estimate_sigma`` on every image of each set, noise from ``benchmark_noisy``.
 ``--plain``: the unmodified Chen et al. estimator (one region: all patches of the image).
+``--clipped``: the noisy image as an 8-bit file holds it (clipped to 0-255 and rounded).
+``--routing``: what `default` decides blind (``estimate_noise``): the stride-2 / stride-1 ratio and
+how many images count as photo-like, on the four AWGN test sets and on the real PolyU photos.
 """
 
 from __future__ import annotations
@@ -19,6 +23,30 @@ from imdenoise.noise import benchmark_noisy, estimate_sigma
 from imdenoise.noise_estimation import estimate_sigma_channel
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SIGMAS = "5,10,15,25,35,50"
+
+
+def routing(datasets: Path, sigmas: list[float]) -> None:
+    """Ratio of the stride-2 to the stride-1 estimate and photo-like counts, per set and level."""
+    from imdenoise.noise_estimation import CORRELATION_RATIO, FAINT, estimate_noise
+
+    print(f"photo-like: stride-2 / stride-1 ratio > {CORRELATION_RATIO} or stride-1 estimate < {FAINT}\n")
+    print("| set | noise | images | ratio median | ratio max | stride-1 min | photo-like |")
+    print("|---|---|---|---|---|---|---|")
+
+    def row(name: str, noise: str, estimates: list) -> None:
+        r = np.array([e.sigma_coarse / max(e.sigma, 1e-9) for e in estimates])
+        s1 = min(e.sigma for e in estimates)
+        print(f"| {name} | {noise} | {len(r)} | {np.median(r):.2f} | {r.max():.2f} | {s1:.2f} | "
+              f"{sum(e.photo_like for e in estimates)} |", flush=True)
+
+    for name in ("set12", "bsd68", "cbsd68", "kodak24"):
+        paths = sorted(p for p in (datasets / "test" / name).iterdir() if p.suffix.lower() in {".png", ".jpg"})
+        images = [np.asarray(Image.open(p), dtype=np.float32) / 255.0 for p in paths]
+        for sigma in sigmas:
+            row(name, f"gaussian:{sigma:g}", [estimate_noise(benchmark_noisy(c, sigma, i)) for i, c in enumerate(images)])
+    real = sorted((datasets / "real" / "polyu-canon").glob("*_real.*"))
+    row("polyu-canon", "real", [estimate_noise(np.asarray(Image.open(p), dtype=np.float32) / 255.0) for p in real])
 
 
 def load_set(folder: Path) -> list[np.ndarray]:
@@ -35,9 +63,15 @@ def main() -> None:
     """Run the estimator over the sets and levels and print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
-    ap.add_argument("--sigmas", default="5,10,15,25,35,50")
+    ap.add_argument("--sigmas", default=DEFAULT_SIGMAS)
     ap.add_argument("--plain", action="store_true", help="the plain estimator, no flat-region pooling")
+    ap.add_argument("--clipped", action="store_true", help="estimate on the 8-bit file: clipped and rounded")
+    ap.add_argument("--routing", action="store_true", help="photo-or-white-noise decisions of `default`")
     args = ap.parse_args()
+    if args.routing:
+        routing(args.datasets, [float(s) for s in args.sigmas.split(",")] if args.sigmas != DEFAULT_SIGMAS
+                else [15.0, 25.0, 50.0])
+        return
     sigmas = [float(s) for s in args.sigmas.split(",")]
     print("| set | sigma | mean abs error | max abs error | mean signed error |")
     print("|---|---|---|---|---|")
@@ -48,6 +82,8 @@ def main() -> None:
             errors = []
             for i, clean in enumerate(images):
                 noisy = benchmark_noisy(clean, sigma, i)
+                if args.clipped:
+                    noisy = np.round(np.clip(noisy, 0, 1) * 255) / 255
                 t, c = time.perf_counter(), time.process_time()
                 est = estimate_sigma_channel(noisy[..., 0], region=10**9) if args.plain else estimate_sigma(noisy)
                 errors.append(est - sigma)

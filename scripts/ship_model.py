@@ -55,6 +55,19 @@ def psnr_table(path: Path | None, key: str, channels: int) -> dict[str, float]:
             if per and s in SETS_BY_CHANNELS[channels] for sig, v in per.items()}
 
 
+def real_psnr(path: Path | None, label: str) -> dict[str, dict[str, float]]:
+    """'set' -> {images, noisy, psnr} from a quality.py --real-json file (the row labelled `label`)."""
+    if path is None:
+        return {}
+    data = json.loads(path.read_text())
+    rows = {r["label"]: r for r in data["rows"]}
+    if label not in rows:
+        raise SystemExit(f"error: {path} has no row {label!r} (rows: {', '.join(rows)})")
+    noisy = next(r for r in data["rows"] if r["method"] is None)
+    return {Path(data["dataset"]).name: {"images": rows[label]["images"], "noisy": round(noisy["psnr"], 2),
+                                         "psnr": round(rows[label]["psnr"], 2)}}
+
+
 def stage_summary(logs: Path) -> tuple[str, int, float]:
     """One phrase per training stage whose recipe and log are kept in `logs` (stage 1 at its top), and
     the steps and CPU-hours of all of them."""
@@ -69,8 +82,9 @@ def stage_summary(logs: Path) -> tuple[str, int, float]:
         changed = {k: v for k, v in ((recipe.get("model") or {}).get("config") or {}).items()
                    if shape.get(k) != v}
         shape.update(changed)
-        if i == 1:
-            start = "from scratch"
+        init = (recipe.get("model") or {}).get("init_weights")
+        if i == 1:  # a first stage may start from another model's weights (photo: from color)
+            start = f"from `{init}`" if init else "from scratch"
         elif changed:  # model.init_weights into a larger architecture (models/grow.py)
             start = "growing the previous stage's model to " + ", ".join(f"{k} {v}" for k, v in changed.items())
         else:
@@ -94,6 +108,8 @@ def main() -> None:
     ap.add_argument("--description", help="the card's one-line description (default: the run's recipe's); "
                     "for a stage that changed what the line states, e.g. the architecture's cost")
     ap.add_argument("--key", default="default", help="the method name in the quality JSON")
+    ap.add_argument("--real-json", type=Path, help="benchmarks/quality.py --real-json output (real noisy pairs)")
+    ap.add_argument("--real-key", default="photo, blind", help="the row label in the real-noise JSON")
     ap.add_argument("--command", default="python benchmarks/quality.py --methods default --json quality.json")
     args = ap.parse_args()
 
@@ -119,6 +135,7 @@ def main() -> None:
         psnr=psnr_table(args.quality, args.key, card.in_channels),
         psnr_blind=psnr_table(args.quality_blind, f"{args.key}, blind", card.in_channels),
         measured_by=args.command, storage="float16 (loaded as float32)",
+        psnr_real=real_psnr(args.real_json, args.real_key),
     )
     card = ModelCard(**card_data)
     out = save_weights(SHIPPED_DIR / f"{args.name}.safetensors", model, card, dtype=torch.float16)
@@ -128,10 +145,14 @@ def main() -> None:
           f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
           f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; " + stages,
           f"- storage: float16 safetensors, loaded as float32; version {card.version}",
-          "", "## Measured PSNR (dB), BENCHMARK.md protocol", "",
-          f"Command: `{args.command}`", "", "| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]
-    for k, v in card.psnr.items():
-        md.append(f"| {k} | {v:.2f} | {card_data['psnr_blind'].get(k, float('nan')):.2f} |")
+          "", "## Measured PSNR (dB), BENCHMARK.md protocol", "", f"Command: `{args.command}`", ""]
+    if card.psnr:
+        md += ["| set / sigma | true sigma given | blind (estimated) |", "|---|---|---|"]
+        md += [f"| {k} | {v:.2f} | {card_data['psnr_blind'].get(k, float('nan')):.2f} |" for k, v in card.psnr.items()]
+    if card_data["psnr_real"]:
+        md += ["| real noisy pairs | images | noisy photo | denoised (blind) | gain |", "|---|---|---|---|---|"]
+        md += [f"| {k} | {v['images']} | {v['noisy']:.2f} | {v['psnr']:.2f} | {v['psnr'] - v['noisy']:+.2f} |"
+               for k, v in card_data["psnr_real"].items()]
     (SHIPPED_DIR / f"{args.name}.md").write_text("\n".join(md) + "\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), {SHIPPED_DIR / (args.name + '.md')}, {stage_dir}")
 

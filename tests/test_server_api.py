@@ -301,7 +301,14 @@ def test_plan_sigma_per_kind_of_method():
     plan = plan_sigma(net, "model", img, None)
     assert plan.estimated > 25 and plan.given == plan.used == 20.0
     assert plan_sigma(net, "model", img, 40.0) == type(plan)(None, 40.0, 40.0)
-    assert plan_sigma(SimpleNamespace(pick=lambda _: net), "model", img, None).used == 20.0  # 'default'
+    # 'default' plans model and level itself (photo or white noise); the server reports its plan
+    from imdenoise.inference import AutoDenoiser, ModelDenoiser
+    from imdenoise.models.registry import build_model
+
+    gray = ModelDenoiser(build_model("unet", widths=(8, 16)), "gray")
+    auto_plan = plan_sigma(AutoDenoiser(gray, gray), "model", img, None)
+    assert auto_plan.auto.model is gray and auto_plan.used == pytest.approx(auto_plan.estimated) and auto_plan.used > 25
+    assert plan_sigma(AutoDenoiser(gray, gray), "model", img, 12.0).used == 12.0
     assert plan_sigma(blind_net, "model", img, None).used is None
     assert plan_sigma(object(), "zeroshot", img, 10.0).used is None
     assert plan_sigma(object(), "zeroshot", img[:1], None) == type(plan)(None, None, None)  # no estimate needed

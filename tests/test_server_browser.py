@@ -174,3 +174,56 @@ def test_api_docs_render_offline(server, browser):
     assert page.locator(".opblock").count() >= 4
     assert all(url.startswith(server) for url in requested), requested  # nothing from a CDN
     page.close()
+
+
+def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
+    """A real noisy camera JPEG (a PolyU Canon crop, with its reference) when the sets are present;
+    else the bundled sample through the camera-noise model, as a JPEG (reference: the camera's)."""
+    datasets = Path(os.environ.get("IMDENOISE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    pair = datasets / "real" / "polyu-canon" / "Canon5D2_5_160_6400_desk_10_real.JPG"
+    out = tmp_path / "camera photo.jpg"
+    if pair.is_file():
+        with Image.open(pair) as noisy, Image.open(str(pair).replace("_real", "_mean")) as ref:
+            box = (128, 128, 384, 384)
+            noisy.crop(box).save(out, quality=100)
+            return out, np.asarray(ref.crop(box), dtype=np.float32) / 255.0
+    from imdenoise.io import read_image
+    from imdenoise.noise import parse_noise
+
+    clean = read_image(Path(__file__).resolve().parents[1] / "src" / "imdenoise" / "assets" / "sample.png").data[:256, :256]
+    clean = np.repeat(clean, 3, axis=-1) if clean.shape[-1] == 1 else clean[..., :3]
+    noisy, ref, _ = parse_noise("camera:shot=0.001,luma=1.5,chroma=3,quality=95").sample_pair(clean, np.random.default_rng(0))
+    Image.fromarray(np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(out, quality=100)
+    return out, ref
+
+
+def test_a_real_photo_comes_back_cleaner(server, browser, tmp_path):
+    """A camera JPEG dropped on the page, no knob turned: `default` sends it to the photo model, the
+    page reports it, and the download is closer to the reference; the screenshot shows before/after."""
+    from imdenoise.inference import PHOTO_MODEL, available_methods
+
+    if PHOTO_MODEL not in available_methods():
+        pytest.skip("no photo model shipped")
+    upload, reference = _real_photo_crop(tmp_path)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1000, "height": 1100})
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#method option[value='default']", state="attached")
+    page.set_input_files("#file", str(upload))
+    page.click("#denoise")
+    page.wait_for_selector("#result", state="visible", timeout=90_000)
+    assert page.is_hidden("#error")
+    page.eval_on_selector("#compare-slider", "el => { el.value = 50; el.dispatchEvent(new Event('input')); }")
+    page.screenshot(path=str(tmp_path / "server-photo.png"), full_page=True)
+    if os.environ.get("IMDENOISE_UPDATE_SCREENSHOT"):
+        shutil.copy(tmp_path / "server-photo.png", DOCS_SCREENSHOT.with_name("server_photo.png"))
+    with page.expect_download() as info:
+        page.click("#download-png")
+    png = tmp_path / "out.png"
+    info.value.save_as(png)
+    with Image.open(png) as im:
+        out = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    with Image.open(upload) as im:
+        noisy = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    assert psnr(out, reference) > psnr(noisy, reference) + 1.5
+    context.close()

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from imdenoise.errors import UnknownMethodError
 from imdenoise.models.base import DenoisingNet
-from imdenoise.models.dncnn import DnCNN
+from imdenoise.models.dncnn import DnCNN, FFDNet
 from imdenoise.models.unet import UNet
 from imdenoise.models.zeroshot_net import ZeroShotNet
 
@@ -58,6 +58,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                           skip="none", residual=False, output_activation="sigmoid"),
                      "plain convolutional encoder-decoder without skip connections"),
         Architecture("dncnn", DnCNN, dict(depth=17, features=64), "DnCNN-17 with batch norm (reference network)"),
+        Architecture("ffdnet", FFDNet, dict(depth=15, features=64),
+                     "FFDNet's gray net: half resolution, noise-level map, 15 layers of 64 (reference network)"),
+        Architecture("ffdnet-color", FFDNet, dict(depth=12, features=96),
+                     "FFDNet's color net: 12 layers of 96 (reference network for speed)"),
         Architecture("zeroshot-net", ZeroShotNet, dict(features=48),
                      "tiny 2-layer noise predictor of zero-shot Noise2Noise"),
     ]
@@ -96,7 +100,7 @@ class ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Shipped pretrained models first, then every trainable architecture (gray variant's size)."""
-    from imdenoise.inference import SHIPPED_ALIASES
+    from imdenoise.inference import PHOTO_MODEL, SHIPPED_ALIASES
     from imdenoise.weights_io import shipped_models
 
     rows = [
@@ -107,8 +111,10 @@ def list_models() -> list[ModelInfo]:
     shipped = {r.name: r for r in rows}
     for alias, (gray, color) in SHIPPED_ALIASES.items():
         if gray in shipped and color in shipped:
+            photo = alias == "default" and PHOTO_MODEL in shipped
             rows.insert(0, ModelInfo(alias, "pretrained", "auto", shipped[gray].parameters,
-                                     f"'{gray}' for gray images, '{color}' for color images"))
+                                     (f"'{PHOTO_MODEL}' for photos' camera noise (blind), else " if photo else "")
+                                     + f"'{gray}' for gray images, '{color}' for color images"))
     for arch in ARCHITECTURES.values():
         rows.append(ModelInfo(arch.name, "architecture", "any", count_parameters(arch.build()), arch.description))
     return rows
