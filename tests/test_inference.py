@@ -117,3 +117,20 @@ def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_mod
     expected = photo.denoise(np.repeat(gray[..., :1], 3, axis=-1)).mean(axis=-1)
     assert np.allclose(out[..., 0], expected, atol=1e-6)
     assert auto.denoise(camera[..., 0]).shape == camera.shape[:2]
+
+
+def test_integer_arrays_are_refused_and_read_images_accepted(tiny: ModelDenoiser, tmp_path: Path) -> None:
+    """A uint8 array would be denoised as if 0-255 were 0-1 (nonsense out): a clear error instead; the
+    result of read_image can be passed as it is."""
+    from PIL import Image
+
+    from imdenoise.io import read_image
+
+    u8 = np.full((16, 16), 128, np.uint8)
+    with pytest.raises(ImDenoiseError, match="uint8 array: divide it by 255"):
+        tiny.denoise(u8, sigma=25)
+    Image.fromarray(u8).save(tmp_path / "a.png")
+    out = tiny.denoise(read_image(tmp_path / "a.png"), sigma=25)
+    assert out.shape == (16, 16, 1) and out.dtype == np.float32
+    auto = AutoDenoiser(tiny, tiny)
+    assert auto.denoise(read_image(tmp_path / "a.png"), sigma=25).shape == (16, 16, 1)

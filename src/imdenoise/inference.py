@@ -76,9 +76,15 @@ def resolve_device(device: Device) -> torch.device:
 
 
 def _as_hwc(image: np.ndarray) -> tuple[np.ndarray, bool]:
-    """float32 HxWxC view of an HxW or HxWxC array, and whether the input was 2-D."""
+    """float32 HxWxC view of an HxW or HxWxC array (or of a read_image result), and whether it was 2-D."""
+    if not isinstance(image, np.ndarray) and isinstance(getattr(image, "data", None), np.ndarray):
+        image = image.data  # imdenoise.read_image(path): its float32 [0, 1] pixels
     if not isinstance(image, np.ndarray):
         raise ImDenoiseError(f"expected a numpy array, got {type(image).__name__}")
+    if not np.issubdtype(image.dtype, np.floating):
+        peak = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1
+        raise ImDenoiseError(f"expected float values on the [0, 1] scale, got a {image.dtype} array: divide it by "
+                             f"{peak} first (imdenoise.read_image does this)")
     if image.ndim == 2:
         return image[..., None].astype(np.float32, copy=False), True
     if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
@@ -220,12 +226,13 @@ class AutoDenoiser:
 
     def plan(self, image: np.ndarray, sigma: float | None = None) -> Plan:
         """Model and level for one image (estimated once here, not again by the model)."""
-        awgn = self.awgn_model(image)
+        hwc = _as_hwc(image)[0]
+        awgn = self.awgn_model(hwc)
         if sigma is not None:
             return Plan(awgn, checked_sigma(sigma, self.name))
         from imdenoise.noise_estimation import estimate_noise
 
-        color, _ = split_alpha(_as_hwc(image)[0])
+        color, _ = split_alpha(hwc)
         if not np.all(np.isfinite(color)):
             raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
         est = estimate_noise(color)
