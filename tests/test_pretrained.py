@@ -48,9 +48,17 @@ def test_gray_model_beats_wavelet_and_nlm(gray_image: np.ndarray) -> None:
         assert ours > theirs + 0.5, (method, ours, theirs)
 
 
-def test_default_picks_by_channels(gray_image: np.ndarray, color_image: np.ndarray) -> None:
+def test_default_picks_by_channels_and_noise(gray_image: np.ndarray, color_image: np.ndarray) -> None:
+    """White noise goes to the gray or color model by channels; a given sigma always does; a clean or
+    faintly noisy image (a photo's case) goes to the photo model when it ships."""
+    from imdenoise.inference import PHOTO_MODEL, available_methods
+
     d = load("default")
-    assert d.pick(gray_image).name == "gray" and d.pick(color_image).name == "color"
+    gray, color = benchmark_noisy(gray_image, 25, 0), benchmark_noisy(color_image, 25, 0)
+    assert d.pick(gray).name == "gray" and d.pick(color).name == "color"
+    assert d.pick(gray_image, sigma=5).name == "gray" and d.pick(color_image, sigma=5).name == "color"
+    if PHOTO_MODEL in available_methods():
+        assert d.pick(color_image).name == d.pick(gray_image).name == PHOTO_MODEL
 
 
 def test_tile_size_changes_psnr_by_less_than_0_02_db(gray_image: np.ndarray) -> None:

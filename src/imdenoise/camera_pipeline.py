@@ -54,10 +54,11 @@ class CameraParams:
     luma_nr: float  # Gaussian sigma of in-camera luma noise reduction; 0 = off
     sharpen: float  # unsharp-mask amount (radius 1 pixel); 0 = off
     quality: int  # JPEG quality; 0 = no JPEG
+    reference_sharpen: float = 1.0  # share of the sharpening the reference gets (0: an unsharpened target)
 
 
 def random_params(rng: np.random.Generator, shot: float, quality: int, sharpen: float, chroma_nr: float,
-                  luma_nr: float) -> CameraParams:
+                  luma_nr: float, reference_sharpen: float = 1.0) -> CameraParams:
     """A random camera (colour matrix, white balance, demosaicing) with the given noise and processing."""
     weights = rng.uniform(1e-8, 1.0, size=len(XYZ2CAMS))
     xyz2cam = np.tensordot(weights / weights.sum(), XYZ2CAMS, axes=1)
@@ -69,7 +70,8 @@ def random_params(rng: np.random.Generator, shot: float, quality: int, sharpen: 
         red_gain=float(rng.uniform(1.9, 2.4)), blue_gain=float(rng.uniform(1.5, 1.9)),
         shot=float(shot), read=float(np.exp(log_read)),
         demosaic=DEMOSAIC_METHODS[int(rng.integers(len(DEMOSAIC_METHODS)))],
-        chroma_nr=float(chroma_nr), luma_nr=float(luma_nr), sharpen=float(sharpen), quality=int(quality))
+        chroma_nr=float(chroma_nr), luma_nr=float(luma_nr), sharpen=float(sharpen), quality=int(quality),
+        reference_sharpen=float(reference_sharpen))
 
 
 def _inverse_smoothstep(x: np.ndarray) -> np.ndarray:
@@ -182,7 +184,7 @@ def simulate(clean: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tu
     src = np.pad(clean, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else clean
     raw = mosaic(unprocess(src, p))
     rendered = process(raw, p)
-    reference = sharpen(rendered, p.sharpen)
+    reference = sharpen(rendered, p.sharpen * p.reference_sharpen)
     noise = noise_reduction(process(add_raw_noise(raw, p, rng), p) - rendered, p.chroma_nr, p.luma_nr)
     noisy = sharpen(rendered + noise, p.sharpen)
     noisy = jpeg(noisy, p.quality) if p.quality > 0 else np.clip(noisy, 0.0, 1.0)
