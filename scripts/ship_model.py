@@ -65,7 +65,8 @@ def real_psnr(path: Path | None, label: str) -> dict[str, dict[str, float]]:
         raise SystemExit(f"error: {path} has no row {label!r} (rows: {', '.join(rows)})")
     noisy = next(r for r in data["rows"] if r["method"] is None)
     return {Path(data["dataset"]).name: {"images": rows[label]["images"], "noisy": round(noisy["psnr"], 2),
-                                         "psnr": round(rows[label]["psnr"], 2)}}
+                                         "psnr": round(rows[label]["psnr"], 2),
+                                         "gain": round(rows[label]["psnr"] - noisy["psnr"], 2)}}
 
 
 def stage_summary(logs: Path) -> tuple[str, int, float]:
@@ -141,7 +142,9 @@ def main() -> None:
     out = save_weights(SHIPPED_DIR / f"{args.name}.safetensors", model, card, dtype=torch.float16)
     md = [f"# Model card: `{args.name}`", "", card.description, "",
           f"- architecture: `{card.architecture}` {json.dumps(card.config)}",
-          f"- parameters: {card.parameters:,}; channels: {card.in_channels}; noise range (sigma, 0-255): {card.noise_range}",
+          f"- parameters: {card.parameters:,}; channels: {card.in_channels}; "
+          + (f"noise range (sigma, 0-255): {card.noise_range}" if card.config.get("noise_map", True)
+             else "blind: no noise-level input"),
           f"- training data: {card.training_data} (never the test sets); recipe: `configs/{args.name}.yaml`",
           f"- training: {steps} steps, {hours:.1f} CPU-hours (threads x wall hours) on a 2-core CPU; " + stages,
           f"- storage: float16 safetensors, loaded as float32; version {card.version}",
@@ -151,7 +154,7 @@ def main() -> None:
         md += [f"| {k} | {v:.2f} | {card_data['psnr_blind'].get(k, float('nan')):.2f} |" for k, v in card.psnr.items()]
     if card_data["psnr_real"]:
         md += ["| real noisy pairs | images | noisy photo | denoised (blind) | gain |", "|---|---|---|---|---|"]
-        md += [f"| {k} | {v['images']} | {v['noisy']:.2f} | {v['psnr']:.2f} | {v['psnr'] - v['noisy']:+.2f} |"
+        md += [f"| {k} | {v['images']} | {v['noisy']:.2f} | {v['psnr']:.2f} | {v['gain']:+.2f} |"
                for k, v in card_data["psnr_real"].items()]
     (SHIPPED_DIR / f"{args.name}.md").write_text("\n".join(md) + "\n")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), {SHIPPED_DIR / (args.name + '.md')}, {stage_dir}")
