@@ -21,8 +21,6 @@ Two things break the plain estimate on real files, and are handled here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from imdenoise.errors import ImDenoiseError
@@ -115,18 +113,33 @@ CORRELATION_RATIO = 1.5  # sigma at stride 2 over sigma at stride 1: white noise
 FAINT = 2.0  # white-noise estimates below this (0-255) are a photo's or a clean image's, not AWGN's
 
 
-@dataclass(frozen=True)
 class NoiseEstimate:
-    """What a blind run knows of an image's noise: its white-noise level and whether it is correlated."""
+    """What a blind run knows of an image's noise: its white-noise level and whether it is correlated.
 
-    sigma: float  # estimate at the pixel scale: the AWGN level for white noise (0-255)
-    sigma_coarse: float  # estimate on every second pixel: closer to the level of correlated noise
-    correlated: bool  # spatially correlated (camera photo, JPEG) rather than white noise
+    The stride-2 estimate is made only when something needs it: a faint white-noise estimate already
+    makes the image photo-like, so routing a typical photo costs one estimate, not two."""
+
+    def __init__(self, image: np.ndarray, sigma: float | None = None, sigma_coarse: float | None = None) -> None:
+        self._image = image
+        self.sigma = estimate_sigma(image) if sigma is None else float(sigma)  # pixel scale: the AWGN level
+        self._coarse = sigma_coarse
+
+    @property
+    def sigma_coarse(self) -> float:
+        """The estimate on every second pixel: closer to the level of correlated noise."""
+        if self._coarse is None:
+            self._coarse = estimate_sigma(self._image, stride=2)
+        return self._coarse
+
+    @property
+    def correlated(self) -> bool:
+        """Spatially correlated noise (camera photo, JPEG) rather than white noise."""
+        return self.sigma_coarse > CORRELATION_RATIO * self.sigma
 
     @property
     def photo_like(self) -> bool:
         """Noise of a camera photo (correlated), or too faint to be white Gaussian noise worth the name."""
-        return self.correlated or self.sigma < FAINT
+        return self.sigma < FAINT or self.correlated
 
     @property
     def level(self) -> float:
@@ -137,10 +150,12 @@ class NoiseEstimate:
     def kind(self) -> str:
         return "correlated (camera-like)" if self.correlated else ("faint" if self.photo_like else "white")
 
+    def __repr__(self) -> str:
+        return f"NoiseEstimate(sigma={self.sigma:.3f}, sigma_coarse={self._coarse})"
+
 
 def estimate_noise(image: np.ndarray) -> NoiseEstimate:
-    """Estimate at stride 1 and 2 (pixel-shuffled): white noise reads the same at both, the
-    correlated noise of real photos much higher at stride 2 (docs/noise.md has the measurements)."""
-    fine = estimate_sigma(image)
-    coarse = estimate_sigma(image, stride=2)
-    return NoiseEstimate(fine, coarse, coarse > CORRELATION_RATIO * fine)
+    """Estimate at stride 1, and at stride 2 (pixel-shuffled) when the decision needs it: white noise
+    reads the same at both, the correlated noise of real photos much higher at stride 2 (docs/noise.md
+    has the measurements)."""
+    return NoiseEstimate(np.asarray(image, dtype=np.float32))

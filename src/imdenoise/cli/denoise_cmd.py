@@ -115,11 +115,12 @@ def denoise(
             if callable(getattr(denoiser, "plan", None)):  # 'default': says which model and level it chose
                 plans = [denoiser.plan(f.data, sigma) for f in frames]
                 clean = [denoiser.run(p, f.data) for p, f in zip(plans, frames)]
-                what = plans[0].describe()
+                seconds = time.perf_counter() - start
+                what = plans[0].describe()  # may make the coarse estimate for the report: not timed
             else:
                 clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
+                seconds = time.perf_counter() - start
                 what = f"{getattr(denoiser, 'name', 'method')}" + ("" if sigma is None else f", sigma {sigma:g}")
-            seconds = time.perf_counter() - start
             write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
             tqdm.write(f"{src} -> {dst}: {what}, {seconds:.2f} s")
         except ImDenoiseError as exc:
