@@ -47,3 +47,16 @@ def color_image() -> np.ndarray:
     if not path.is_file():
         path = ASSETS / "sample.png"
     return (_load_u8(path, color=True)[:256, :256] / 255.0).astype(np.float32)
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    """Run `imdenoise ...` in-process; (exit code, stdout, stderr)."""
+    from imdenoise.cli.main import main
+
+    code = 0
+    try:
+        main(args)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from imdenoise.evaluate import (
@@ -46,19 +47,6 @@ def gray_set(tmp_path: Path, gray_image: np.ndarray) -> Path:
 @pytest.fixture()
 def color_set(tmp_path: Path, color_image: np.ndarray) -> Path:
     return _write_set(tmp_path / "colorset", color_image)
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """Run `imdenoise ...` in-process; (exit code, stdout, stderr)."""
-    from imdenoise.cli.main import main
-
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_dataset_sorted_gray_and_channels(gray_set: Path, color_set: Path) -> None:

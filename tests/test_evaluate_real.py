@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from imdenoise.evaluate import REAL_LABEL, EvalSettings, EvaluationError, evaluate, load_dataset, quantize, summarize
@@ -49,19 +50,6 @@ def pairs(tmp_path: Path) -> Path:
 def _read(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    """Run `imdenoise ...` in-process; (exit code, stdout, stderr)."""
-    from imdenoise.cli.main import main
-
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 class Spy:

@@ -38,13 +38,10 @@ class DnCNN(DenoisingNet):
         return x - self.body(x)
 
 
-class FFDNetConfig(BaseModel):
+class FFDNetConfig(DnCNNConfig):
     """FFDNet (Zhang et al., 2018): gray 15 layers of 64 features, color 12 layers of 96."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    in_channels: int = Field(1, ge=1, le=4)
     depth: int = Field(15, ge=3, le=64)
-    features: int = Field(64, ge=1)
 
 
 class FFDNet(DenoisingNet):
