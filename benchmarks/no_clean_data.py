@@ -1,8 +1,9 @@
-"""Issue 6, "Denoising without clean data": reports 1 (masked training) and 2 (blind-spot training).
+"""Denoising without clean data: reports 1, 2 (issue 6), 4 (masked training with mask attention, 2 seeds)
+and 5 (noise curriculum A/B, 2 seeds; issue 26).
 
 Usage:
-  python benchmarks/no_clean_data.py [--reports 1,2] [--steps N] [--limit N] [--threads 1]
-                                     [--skip-train] [--kodak-limit N] [--bsd-limit N]
+  python benchmarks/no_clean_data.py [--reports 1,2,4,5] [--steps N] [--limit N] [--threads 1]
+                                     [--skip-train] [--kodak-limit N] [--bsd-limit N] [--seeds 6,7]
 
 Report 1: `configs/masked-sigma15.yaml` (mode: masked) and its twin `configs/unmasked-sigma15.yaml`
 (mode: supervised), color, trained on CBSD432 with Gaussian sigma 15 only, same architecture,
@@ -104,9 +105,11 @@ def weights_of(config: Path, output_dir: str | None) -> Path:
     return ROOT / cfg.output_dir / f"{cfg.name}.safetensors"
 
 
-def train(config: str, args: argparse.Namespace, timings: list) -> Path:
+def train(config: str, args: argparse.Namespace, timings: list, seed: int | None = None) -> Path:
+    """Train a recipe through the CLI (with `seed`: optim.seed and its own run folder <stem>-s<seed>)."""
     cfg_path = ROOT / "configs" / config
-    out_dir = f"{args.runs}/{cfg_path.stem}" if args.runs else None
+    stem = f"{cfg_path.stem}-s{seed}" if seed is not None else cfg_path.stem
+    out_dir = f"{args.runs or 'runs'}/{stem}" if (args.runs or seed is not None) else None
     weights = weights_of(cfg_path, out_dir)
     if weights.is_file():
         if not args.skip_train:
@@ -119,10 +122,12 @@ def train(config: str, args: argparse.Namespace, timings: list) -> Path:
         cmd += ["--set", f"optim.steps={args.steps}"]
     if out_dir:
         cmd += ["--set", f"output_dir={out_dir}"]
+    if seed is not None:
+        cmd += ["--set", f"optim.seed={seed}"]
     if (weights.parent / "checkpoints").exists():  # an interrupted run: continue it exactly
         cmd = [IMDENOISE, "train", "--resume", str(weights.parent.relative_to(ROOT))]
     wall, cpu = run(cmd, args.threads, log=weights.parent.with_suffix(".train.log"))
-    timings.append((f"train {cfg_path.stem}", wall, cpu))
+    timings.append((f"train {stem}", wall, cpu))
     if not weights.is_file():
         raise SystemExit(f"training finished without {weights}")
     return weights
@@ -181,15 +186,55 @@ def report(first: tuple[str, str], second: tuple[str, str], dataset: Path, noise
             + side_by_side(summary, names, noisy_psnr(dataset, noise, lim), in_dist))
 
 
+def seeded_report(arms: list[tuple[str, str]], datasets: list[tuple[Path, str | None]], in_dist: str,
+                  title: str, json_stem: str, args: argparse.Namespace, timings: list) -> str:
+    """Train each (config, name) arm once per seed, evaluate them all on each (dataset, noise); a table
+    with each arm's mean PSNR over the seeds, every seed's value, and the first-minus-second difference
+    per seed (paired by seed), so the spread is shown."""
+    seeds = [int(x) for x in args.seeds.split(",")]
+    weights = {(name, s): train(config, args, timings, seed=s) for config, name in arms for s in seeds}
+    label = {str(w.relative_to(ROOT)): key for key, w in weights.items()}
+    (a, _), (b, _) = [(n, c) for c, n in arms]
+    lines = [f"### {title}\n", f"seeds {', '.join(map(str, seeds))}; PSNR in dB, mean over the seeds "
+             f"(each seed's value in brackets)\n",
+             f"| set | noise | images | noisy input | {a} | {b} | {a} - {b} per seed |", "|---|---|---|---|---|---|---|"]
+    results = ROOT / "benchmarks" / "results"
+    for dataset, noise in datasets:
+        json_path = results / f"{json_stem}_{dataset.name}.json"
+        cmd = [IMDENOISE, "eval", "--method", ",".join(label), "--dataset", str(dataset), "--threads",
+               str(args.threads), "--json", str(json_path.relative_to(ROOT)), "--overwrite", "--no-progress"]
+        if noise:
+            cmd += ["--noise", noise]
+        if args.eval_limit:
+            cmd += ["--limit", str(args.eval_limit)]
+        wall, cpu = run(cmd, args.threads)
+        timings.append((f"eval {dataset.name}", wall, cpu))
+        rows: dict[str, dict] = {}
+        for r in json.loads(json_path.read_text())["summary"]:
+            rows.setdefault(r["noise"], {})[label[r["method"]]] = r
+        noisy = noisy_psnr(dataset, noise, args.eval_limit or None) if noise else {}
+        for nz, by in rows.items():
+            pa, pb = ([by[(n, s)]["psnr"] for s in seeds] for n in (a, b))
+            diffs = ", ".join(f"{x - y:+.2f}" for x, y in zip(pa, pb))
+            tag = " (trained on)" if nz == in_dist else ""
+            first = by[(a, seeds[0])]
+            lines.append(f"| {dataset.name} | {nz}{tag} | {first['images']} | "
+                         f"{noisy.get(nz, float('nan')):.2f} | {np.mean(pa):.2f} ({', '.join(f'{x:.2f}' for x in pa)}) | "
+                         f"{np.mean(pb):.2f} ({', '.join(f'{x:.2f}' for x in pb)}) | {diffs} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reports", default="1,2", help="which reports: 1, 2 or 1,2")
+    ap.add_argument("--reports", default="1,2", help="which reports: 1, 2, 4, 5, comma-separated")
     ap.add_argument("--steps", type=int, default=0, help="training steps of every run (0: the recipes' 1500)")
     ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads of every subprocess")
     ap.add_argument("--kodak-limit", type=int, default=0, help="report 1: first N Kodak24 images (0: all 24)")
     ap.add_argument("--bsd-limit", type=int, default=0, help="report 2: first N BSD68 images (0: all 68)")
     ap.add_argument("--runs", default="", help="write the runs under this folder (default: the recipes' output_dir)")
     ap.add_argument("--skip-train", action="store_true", help="reuse finished weights when present")
+    ap.add_argument("--seeds", default="6,7", help="reports 4 and 5: the seeds every arm is trained with")
+    ap.add_argument("--eval-limit", type=int, default=0, help="reports 4 and 5: first N images of each set (0: all)")
     args = ap.parse_args()
     reports = {int(x) for x in args.reports.split(",")}
     timings: list[tuple[str, float, float]] = []
@@ -211,6 +256,18 @@ def main() -> None:
                              DATASETS / "test" / "bsd68", REPORT2_NOISE, "gaussian:25", args.bsd_limit,
                              "Report 2: blind-spot self-supervised vs supervised, gray, BSD68",
                              results / "no_clean_data_report2.json", args, timings))
+
+    if 4 in reports:
+        tables.append(seeded_report(
+            [("masked-attn-sigma15.yaml", "masked"), ("unmasked-attn-sigma15.yaml", "unmasked")],
+            [(DATASETS / "test" / "kodak24", REPORT1_NOISE), (DATASETS / "real" / "polyu-canon", None)],
+            "gaussian:15", "Report 4: masked image training with mask attention vs unmasked, equal budget",
+            "no_clean_data_report4", args, timings))
+    if 5 in reports:
+        tables.append(seeded_report(
+            [("curriculum-on.yaml", "curriculum"), ("curriculum-off.yaml", "uniform")],
+            [(DATASETS / "test" / "bsd68", "gaussian:15,25,50")], "",
+            "Report 5: noise curriculum vs uniform noise, equal budget", "curriculum_report5", args, timings))
 
     print()
     for t in tables:

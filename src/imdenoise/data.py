@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -136,6 +136,18 @@ def draw_transform(rng: np.random.Generator, enabled: bool) -> int:
     return k if enabled else 0
 
 
+def jitter_colors(clean: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Colour jitter of a clean [0, 1] patch: brightness, contrast and (colour only) saturation each
+    scaled by a factor in [1 - amount, 1 + amount], clipped to [0, 1]: more varied training colours."""
+    b, c, s = rng.uniform(1 - amount, 1 + amount, 3)
+    out = clean * b
+    out = (out - out.mean()) * c + out.mean()
+    if out.shape[2] == 3:
+        gray = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        out = (out - gray[..., None]) * s + gray[..., None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 def sample_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of one training sample: a pure function of the run seed and the sample index."""
     return np.random.default_rng([seed, index])
@@ -158,7 +170,10 @@ class SyntheticNoiseDataset(Dataset):
     """Clean images + noise models: a random patch, a random dihedral transform, a random noise model."""
 
     def __init__(self, images: list[np.ndarray], noises: Sequence[str], patch_size: int, seed: int,
-                 length: int = 10**12, augment: bool = True) -> None:
+                 length: int = 10**12, augment: bool = True, color_jitter: float = 0.0,
+                 strength: Callable[[int], float] | None = None) -> None:
+        """`strength(index)`: the curriculum's share of each noise range for the sample at `index`
+        (None: the full ranges); `color_jitter`: see :func:`jitter_colors`."""
         from imdenoise.noise import parse_noise
 
         if not images:
@@ -169,6 +184,8 @@ class SyntheticNoiseDataset(Dataset):
         self.seed = seed
         self.length = length
         self.augment = augment
+        self.color_jitter = color_jitter
+        self.strength = strength
 
     def __len__(self) -> int:
         return self.length
@@ -178,7 +195,11 @@ class SyntheticNoiseDataset(Dataset):
         image = self.images[int(rng.integers(len(self.images)))]
         (patch,) = random_crop(rng, [image], self.patch_size)
         clean = augment(patch, draw_transform(rng, self.augment)).astype(np.float32) / 255.0
+        if self.color_jitter:  # its own generator: the patch, transform and noise streams stay the same
+            clean = jitter_colors(clean, self.color_jitter, np.random.default_rng([self.seed, index, 1]))
         noise = self.noises[int(rng.integers(len(self.noises)))]
+        if self.strength is not None:
+            noise = noise.at_strength(self.strength(index))
         noisy, target, sigma = noise.sample_pair(clean, rng)
         return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(target),
                 "sigma": torch.tensor((sigma or 0.0) / 255.0, dtype=torch.float32)}

@@ -1,4 +1,4 @@
-"""Noise models (gaussian, poisson, salt-and-pepper, speckle, mixed), seeded, parsed from strings.
+"""Noise models (gaussian, poisson, salt-and-pepper, speckle, mixed, rician, poisson-gaussian, camera), seeded.
 
 Spec grammar (documented in docs/noise.md)::
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar, Union
 
 import numpy as np
@@ -24,6 +24,7 @@ from imdenoise.noise_estimation import estimate_sigma
 
 __all__ = [
     "NoiseModel", "GaussianNoise", "PoissonNoise", "SaltPepperNoise", "SpeckleNoise", "MixedNoise", "CameraNoise",
+    "RicianNoise", "PoissonGaussianNoise", "rician_moments",
     "NOISE_KINDS", "parse_noise", "parse_noise_levels", "benchmark_rng", "benchmark_noisy",
     "estimate_sigma",
 ]
@@ -63,6 +64,7 @@ class NoiseModel:
     kind: ClassVar[str] = ""
     required: ClassVar[int] = 1  # how many leading parameters a spec must give
     limits: ClassVar[dict[str, tuple[float, float, str]]] = {}  # name -> (min, max, meaning)
+    weaker_high: ClassVar[frozenset[str]] = frozenset()  # parameters whose larger values mean weaker noise
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Return ``clean`` with noise added: float32, same shape, not clipped."""
@@ -99,6 +101,19 @@ class NoiseModel:
         """The kind's main parameter (sigma, peak, amount, var): the ``level`` in benchmark_rng."""
         lo, hi = _bounds(getattr(self, fields(self)[0].name))
         return (lo + hi) / 2.0
+
+    def at_strength(self, f: float) -> "NoiseModel":
+        """This model with every range parameter cut to the weakest share ``f`` of its span (the
+        curriculum's easy start); fixed values are kept."""
+        if f >= 1.0:
+            return self
+        changes: dict[str, Param] = {}
+        for fl in fields(self):
+            value = getattr(self, fl.name)
+            if isinstance(value, tuple):
+                lo, hi = value
+                changes[fl.name] = (hi - f * (hi - lo), hi) if fl.name in self.weaker_high else (lo, lo + f * (hi - lo))
+        return replace(self, **changes) if changes else self
 
     @property
     def spec(self) -> str:
@@ -149,6 +164,7 @@ class PoissonNoise(NoiseModel):
     peak: Param = 30.0
     kind: ClassVar[str] = "poisson"
     limits: ClassVar = {"peak": (1e-3, 1e6, "photon count at intensity 1")}
+    weaker_high: ClassVar = frozenset({"peak"})
 
     def _apply(self, clean: np.ndarray, rng: np.random.Generator, peak: float) -> np.ndarray:
         return (rng.poisson(np.clip(clean, 0, None) * peak) / peak).astype(np.float32)
@@ -204,6 +220,7 @@ class MixedNoise(NoiseModel):
                         "peak": (0.0, 1e6, "Poisson photon count at intensity 1; 0 turns it off"),
                         "amount": (0.0, 1.0, "fraction of impulse-corrupted samples"),
                         "salt": (0.0, 1.0, "share of impulses set to 1")}
+    weaker_high: ClassVar = frozenset({"peak"})
 
     def _apply(self, clean: np.ndarray, rng: np.random.Generator, sigma: float, peak: float,
                amount: float, salt: float) -> np.ndarray:
@@ -220,6 +237,56 @@ class MixedNoise(NoiseModel):
     def level(self) -> float:
         lo, hi = _bounds(self.sigma)
         return (lo + hi) / 2.0
+
+
+@dataclass(frozen=True)
+class RicianNoise(NoiseModel):
+    """Magnitude-MRI noise: ``|x + n1 + i n2|`` with n1, n2 ~ N(0, (sigma/255)^2): biased upward in dark areas."""
+
+    sigma: Param = 10.0
+    kind: ClassVar[str] = "rician"
+    limits: ClassVar = {"sigma": (0.0, 255.0, "standard deviation of each quadrature channel, 0-255 scale")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+        s = sigma / 255
+        real = clean + s * rng.standard_normal(clean.shape, dtype=np.float32)
+        imag = s * rng.standard_normal(clean.shape, dtype=np.float32)
+        return np.hypot(real, imag)
+
+
+def rician_moments(signal: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of Rician noise of scale ``s`` on ``signal`` (both on the same scale): the
+    closed forms through the Laguerre polynomial L_1/2, for tests and bias correction."""
+    from scipy.special import i0e, i1e
+
+    t = -np.asarray(signal, dtype=np.float64) ** 2 / (2 * s * s)
+    # L_1/2(t) = exp(t/2) ((1 - t) I0(-t/2) - t I1(-t/2)); i0e/i1e carry the exp factor stably
+    lag = (1 - t) * i0e(-t / 2) - t * i1e(-t / 2)
+    mean = s * np.sqrt(np.pi / 2) * lag
+    return mean, 2 * s * s + np.asarray(signal, dtype=np.float64) ** 2 - mean ** 2
+
+
+@dataclass(frozen=True)
+class PoissonGaussianNoise(NoiseModel):
+    """Fluorescence-microscopy noise: ``offset + gain * Poisson((x - offset) / gain) + N(0, (sigma/255)^2)``.
+
+    Mean ``x``, variance ``gain * (x - offset) + (sigma/255)^2`` on the 0-1 scale (gain: intensity per
+    photo-electron, 0 = no shot noise; offset: the camera's dark level, no shot noise below it)."""
+
+    gain: Param = 0.01
+    sigma: Param = 5.0
+    offset: Param = 0.0
+    kind: ClassVar[str] = "poisson-gaussian"
+    required: ClassVar[int] = 2
+    limits: ClassVar = {"gain": (0.0, 1.0, "intensity per photo-electron on the 0-1 scale; 0 = no shot noise"),
+                        "sigma": (0.0, 255.0, "read-noise standard deviation on the 0-255 scale"),
+                        "offset": (0.0, 1.0, "dark level on the 0-1 scale")}
+
+    def _apply(self, clean: np.ndarray, rng: np.random.Generator, gain: float, sigma: float,
+               offset: float) -> np.ndarray:
+        signal = np.clip(clean - offset, 0, None)
+        shot = gain * rng.poisson(signal / gain) if gain > 0 else signal
+        return (offset + shot + (sigma / 255) * rng.standard_normal(clean.shape)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -244,6 +311,7 @@ class CameraNoise(NoiseModel):
                         "chroma": (0.0, 8.0, "in-camera chroma noise reduction, blur sigma in pixels"),
                         "luma": (0.0, 4.0, "in-camera luma noise reduction, blur sigma in pixels"),
                         "refsharpen": (0.0, 1.0, "share of the sharpening the training reference gets")}
+    weaker_high: ClassVar = frozenset({"quality"})
 
     def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -276,10 +344,12 @@ class CameraNoise(NoiseModel):
 
 
 NOISE_KINDS: dict[str, type[NoiseModel]] = {
-    cls.kind: cls for cls in (GaussianNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise, MixedNoise, CameraNoise)
+    cls.kind: cls for cls in (GaussianNoise, PoissonNoise, SaltPepperNoise, SpeckleNoise, MixedNoise, RicianNoise,
+                              PoissonGaussianNoise, CameraNoise)
 }
 _ALIASES = {"awgn": "gaussian", "gauss": "gaussian", "salt_pepper": "saltpepper", "sp": "saltpepper",
-            "s&p": "saltpepper", "impulse": "saltpepper", "shot": "poisson"}
+            "s&p": "saltpepper", "impulse": "saltpepper", "shot": "poisson", "rice": "rician",
+            "poisson_gaussian": "poisson-gaussian", "poissongaussian": "poisson-gaussian", "pg": "poisson-gaussian"}
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _VALUE_RE = re.compile(rf"^\s*({_NUMBER})\s*(?:-\s*({_NUMBER})\s*)?$")
 

@@ -173,11 +173,12 @@ class Trainer:
         """One optimisation step; raises TrainingDivergedError on a non-finite loss."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         gen = torch.Generator().manual_seed(self.cfg.optim.seed * 1_000_003 + self.step * self.world + self.rank)
-        inp, target, mask = make_step_inputs(self.cfg, batch, gen)
-        inp = inp.contiguous(memory_format=torch.channels_last)
+        step = make_step_inputs(self.cfg, batch, gen, self.step)
+        inp = step.inp.contiguous(memory_format=torch.channels_last)
+        extra = {"mask": step.net_mask} if step.net_mask is not None and self.model.mask_aware else {}
         with self._autocast():
-            out = self.net(inp, batch["sigma"])
-        loss = self.loss_fn(out.float(), target, mask)
+            out = self.net(inp, batch["sigma"], **extra).float()
+        loss = sum(w * self.loss_fn(out, step.target, m) for w, m in step.loss_terms)
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}: training diverged "
                                         f"(lower optim.lr or enable optim.grad_clip); last good checkpoint kept")

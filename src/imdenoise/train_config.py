@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imdenoise.config_files import parse_config_file
 from imdenoise.errors import ConfigError
@@ -45,6 +45,22 @@ class DataSection(_Strict):
     limit: int | None = Field(None, ge=1, description="use only the first N training images")
     scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
                                 description="clean images: also train on copies downscaled by these factors")
+    color_jitter: float = Field(0.0, ge=0, lt=1, description=(
+        "clean images: brightness, contrast and saturation scaled by a factor drawn in [1-j, 1+j] (0: off)"))
+
+    @field_validator("noise", "val_noise")
+    @classmethod
+    def _noise_specs(cls, value: "list[str] | str") -> "list[str] | str":
+        """Noise specs parse at load time, so a typo fails before any data is read."""
+        from imdenoise.errors import NoiseSpecError
+        from imdenoise.noise import parse_noise
+
+        for spec in [value] if isinstance(value, str) else value:
+            try:
+                parse_noise(spec)
+            except NoiseSpecError as e:
+                raise ValueError(str(e)) from None  # pydantic names the field
+        return value
 
     @model_validator(mode="after")
     def _sources(self) -> "DataSection":
@@ -56,7 +72,32 @@ class DataSection(_Strict):
         if self.scales != [1.0] and not self.train:
             raise ValueError("data.scales applies to clean images (data.train) only: resizing noisy images "
                              "would change their noise")
+        if self.color_jitter and not self.train:
+            raise ValueError("data.color_jitter applies to clean images (data.train) only: it would change "
+                             "the noise of noisy images")
         return self
+
+
+class CurriculumSection(_Strict):
+    """A difficulty that grows with the step: the noise ranges and/or the masked mode's mask ratio."""
+
+    apply_to: list[Literal["noise", "mask_ratio"]] = Field(
+        default_factory=lambda: ["noise"], min_length=1,
+        description="noise: range parameters ('a-b') span the weakest share f of their range; "
+                    "mask_ratio: the masked mode's ratio range scaled by f")
+    start: float = Field(0.2, ge=0, le=1, description="f at step 0")
+    steps: int | None = Field(None, ge=1, description="step at which f reaches 1 (default: half of optim.steps)")
+    shape: Literal["linear", "cosine"] = "linear"
+
+    def factor(self, step: int, total_steps: int) -> float:
+        """f at `step`: from `start` to 1 over `steps` steps (linearly or along a half cosine), then 1."""
+        import math
+
+        span = self.steps or max(1, total_steps // 2)
+        t = min(1.0, max(0, step) / span)
+        if self.shape == "cosine":
+            t = 0.5 * (1 - math.cos(math.pi * t))
+        return self.start + (1.0 - self.start) * t
 
 
 class OptimSection(_Strict):
@@ -80,13 +121,26 @@ class OptimSection(_Strict):
     vgg_weights: str | None = None
     seed: int = 0
     threads: int | None = Field(None, ge=1)
+    curriculum: CurriculumSection | None = Field(None, description="noise level / mask ratio growing with the step")
 
 
 class SelfSupSection(_Strict):
     """Options of the masked and self-supervised modes."""
 
-    mask_ratio: float = Field(0.8, gt=0, lt=1, description="masked mode: fraction of input pixels masked")
+    mask_ratio: float = Field(0.8, gt=0, lt=1, description="masked mode: largest fraction of input pixels masked")
+    mask_ratio_min: float = Field(0.0, ge=0, lt=1, description=(
+        "masked mode: each image's ratio is drawn uniformly in [mask_ratio_min, mask_ratio]"))
+    unmasked_weight: float = Field(0.7, ge=0, description="masked mode: loss weight of the unmasked pixels")
+    masked_weight: float = Field(0.3, ge=0, description="masked mode: loss weight of the masked pixels")
     blind_spot_ratio: float = Field(0.02, gt=0, lt=0.5, description="selfsupervised: fraction of blind spots")
+
+    @model_validator(mode="after")
+    def _ratios(self) -> "SelfSupSection":
+        if self.mask_ratio_min > self.mask_ratio:
+            raise ValueError(f"mask_ratio_min ({self.mask_ratio_min}) must not exceed mask_ratio ({self.mask_ratio})")
+        if self.unmasked_weight + self.masked_weight <= 0:
+            raise ValueError("unmasked_weight + masked_weight must be positive")
+        return self
 
 
 class LogSection(_Strict):
@@ -115,12 +169,21 @@ class TrainConfig(_Strict):
     selfsup: SelfSupSection = Field(default_factory=SelfSupSection)
     log: LogSection = Field(default_factory=LogSection)
 
+    @model_validator(mode="after")
+    def _curriculum(self) -> "TrainConfig":
+        cur = self.optim.curriculum
+        if cur and "mask_ratio" in cur.apply_to and self.mode != "masked":
+            raise ValueError("optim.curriculum.apply_to: mask_ratio needs mode: masked")
+        if cur and "noise" in cur.apply_to and not self.data.train:
+            raise ValueError("optim.curriculum.apply_to: noise needs synthetic noise (data.train)")
+        return self
+
 
 def _format_error(source: str, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {msg}")
     return f"{source}: invalid config: " + "; ".join(parts)
 

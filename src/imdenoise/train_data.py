@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from imdenoise.data import (
     to_uint8,
 )
 from imdenoise.errors import ConfigError
-from imdenoise.train_config import TrainConfig
+from imdenoise.train_config import CurriculumSection, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,16 @@ def load_source(source: str, channels: int, holdout: int, limit: int | None, val
         return _split(images, holdout, limit, source)
     train, val = _split(list_images(source), holdout, limit, source)
     return load_images(train, channels, keep_float), load_images(val[:val_limit], channels, keep_float)
+
+
+class CurriculumStrength:
+    """Sample index -> the curriculum's factor at that sample's step (picklable for data workers)."""
+
+    def __init__(self, curriculum: CurriculumSection, total_steps: int, samples_per_step: int) -> None:
+        self.curriculum, self.total_steps, self.samples_per_step = curriculum, total_steps, samples_per_step
+
+    def __call__(self, index: int) -> float:
+        return self.curriculum.factor(index // self.samples_per_step, self.total_steps)
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list]:
@@ -72,7 +83,12 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list]:
             dataset = NoisyOnlyDataset(images, d.patch_size, seed, augment=d.augment)
         else:
             images = rescaled_copies(images, d.scales, d.patch_size)
-            dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment)
+            cur = cfg.optim.curriculum
+            world = int(os.environ.get("WORLD_SIZE", 1))  # IndexStream: batch * world samples per step
+            strength = (CurriculumStrength(cur, cfg.optim.steps, d.batch_size * world)
+                        if cur and "noise" in cur.apply_to else None)
+            dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment,
+                                            color_jitter=d.color_jitter, strength=strength)
     for folder in d.val:
         val += load_images(list_images(folder)[: d.val_limit], d.channels)
     if d.val_pairs:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from imdenoise.train_config import TrainConfig
@@ -29,27 +31,47 @@ def blind_spot_input(noisy: torch.Tensor, mask: torch.Tensor, gen: torch.Generat
     return torch.where(mask.bool().expand_as(noisy), swapped, noisy)
 
 
-def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(network input, target, loss mask) for one batch.
+@dataclass
+class StepInputs:
+    """What one training step feeds the network and scores: the loss is the weighted sum of the loss
+    over each term's pixels (mask None: all pixels)."""
+
+    inp: torch.Tensor
+    target: torch.Tensor
+    loss_terms: list[tuple[float, torch.Tensor | None]]
+    net_mask: torch.Tensor | None = None  # (N,1,H,W), 1 = masked: given to mask-aware networks
+
+
+def mask_ratio_range(cfg: TrainConfig, step: int) -> tuple[float, float]:
+    """The masked mode's (low, high) ratio at `step`: selfsup's range, scaled by the curriculum if it
+    applies to the mask ratio (the progressive mask ratio)."""
+    s, cur = cfg.selfsup, cfg.optim.curriculum
+    f = cur.factor(step, cfg.optim.steps) if cur and "mask_ratio" in cur.apply_to else 1.0
+    return s.mask_ratio_min * f, s.mask_ratio * f
+
+
+def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torch.Generator,
+                     step: int = 0) -> StepInputs:
+    """The network input, target and weighted loss terms of one batch.
 
     - supervised: noisy -> clean.
-    - masked (Chen et al., CVPR 2023): input pixels zeroed at random, target clean, loss on all
-      pixels; the net must learn image structure rather than the noise's statistics. A CNN has no
-      attention masking to bridge the gap to unmasked test inputs, so each image draws its own ratio
-      uniformly in [0, mask_ratio]: the unmasked test input stays within the training distribution.
+    - masked (Chen et al., CVPR 2023): input pixels zeroed at random (each image's ratio drawn in
+      [mask_ratio_min, mask_ratio], growing with the step under a mask-ratio curriculum), target clean;
+      the loss weighs unmasked and masked pixels apart (0.7 / 0.3 by default, as in the original). A
+      mask-aware network (``unet-mask``) also receives the mask and excludes masked pixels from its
+      attention, which bridges the gap to the unmasked test input.
     - selfsupervised (Noise2Void-style blind spots): masked pixels replaced by neighbours, target is
       the noisy image itself, loss only on the masked pixels.
     """
     noisy, target = batch["noisy"], batch["target"]
     if cfg.mode == "supervised":
-        return noisy, target, None
+        return StepInputs(noisy, target, [(1.0, None)])
     if cfg.mode == "masked":
-        ratios = torch.rand(noisy.shape[0], generator=gen) * cfg.selfsup.mask_ratio
+        lo, hi = mask_ratio_range(cfg, step)
+        ratios = lo + torch.rand(noisy.shape[0], generator=gen) * (hi - lo)
         mask = random_mask(noisy.shape, ratios, gen).to(noisy.device)
-        return noisy * (1.0 - mask), target, None
+        s = cfg.selfsup
+        terms = [(w, m) for w, m in ((s.unmasked_weight, 1.0 - mask), (s.masked_weight, mask)) if w > 0]
+        return StepInputs(noisy * (1.0 - mask), target, terms, mask)
     mask = random_mask(noisy.shape, cfg.selfsup.blind_spot_ratio, gen).to(noisy.device)
-    return blind_spot_input(noisy, mask, gen), noisy, mask
-
-
-
+    return StepInputs(blind_spot_input(noisy, mask, gen), noisy, [(1.0, mask)])

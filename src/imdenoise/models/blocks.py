@@ -37,25 +37,32 @@ def conv3x3(cin: int, cout: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)
 
 
-class PlainBlock(nn.Module):
-    """conv-norm-act twice: the block of the classic U-Net."""
+def dropout(p: float) -> nn.Module:
+    """Channel dropout (whole feature maps) at rate p; the identity at 0. It holds no parameters, so
+    blocks with and without it share their state-dict keys."""
+    return nn.Dropout2d(p) if p > 0 else nn.Identity()
 
-    def __init__(self, cin: int, cout: int, act: str, norm_name: str) -> None:
+
+class PlainBlock(nn.Module):
+    """conv-norm-act twice: the block of the classic U-Net (optional dropout at the end)."""
+
+    def __init__(self, cin: int, cout: int, act: str, norm_name: str, drop: float = 0.0) -> None:
         super().__init__()
         bias = norm_name == "none"
         self.body = nn.Sequential(
             conv3x3(cin, cout, bias), norm(norm_name, cout), activation(act),
             conv3x3(cout, cout, bias), norm(norm_name, cout), activation(act),
         )
+        self.drop = dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.drop(self.body(x))
 
 
 class ResBlock(nn.Module):
     """x + conv(act(conv(x))): the DRUNet-style residual block (identity shortcut, no final act)."""
 
-    def __init__(self, cin: int, cout: int, act: str, norm_name: str) -> None:
+    def __init__(self, cin: int, cout: int, act: str, norm_name: str, drop: float = 0.0) -> None:
         super().__init__()
         bias = norm_name == "none"
         self.body = nn.Sequential(
@@ -63,9 +70,10 @@ class ResBlock(nn.Module):
             conv3x3(cout, cout, bias), norm(norm_name, cout),
         )
         self.shortcut = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+        self.drop = dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.body(x)
+        return self.shortcut(x) + self.drop(self.body(x))
 
 
 BLOCKS = {"plain": PlainBlock, "residual": ResBlock}

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from imdenoise.errors import UnknownMethodError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.dncnn import DnCNN, FFDNet
+from imdenoise.models.simple_cnn import SimpleCNN
 from imdenoise.models.unet import UNet
 from imdenoise.models.zeroshot_net import ZeroShotNet
 
@@ -45,6 +46,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "wider variant of unet (1.8x the compute)"),
         Architecture("unet-blind", UNet, {**SHIPPED_UNET, "noise_map": False},
                      "unet without noise-level map (blind; for self-supervised training)"),
+        Architecture("unet-mask", UNet, {**SHIPPED_UNET, "noise_map": False, "mask_input": True,
+                                         "attention_drop": 0.75},
+                     "blind unet for masked image training (Chen et al. 2023): mask input channel and "
+                     "mask attention at the bottleneck (75% of keys dropped in training, as the original)"),
         Architecture("unet-classic", UNet,
                      dict(widths=(64, 128, 256), block="plain", down="maxpool", up="transposed",
                           skip="concat", residual=False, output_activation="sigmoid"),
@@ -62,6 +67,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                      "FFDNet's gray net: half resolution, noise-level map, 15 layers of 64 (reference network)"),
         Architecture("ffdnet-color", FFDNet, dict(depth=12, features=96),
                      "FFDNet's color net: 12 layers of 96 (reference network for speed)"),
+        Architecture("simple-cnn", SimpleCNN, dict(features=32),
+                     "the engineering guide's autoencoder: 2 strided convs down, 2 transposed convs up, sigmoid"),
         Architecture("zeroshot-net", ZeroShotNet, dict(features=48),
                      "tiny 2-layer noise predictor of zero-shot Noise2Noise"),
     ]

@@ -11,6 +11,7 @@ from torch import nn
 
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.blocks import BLOCKS, ResBlock, activation, conv3x3, downsample, upsample
+from imdenoise.models.mask_attention import MaskAttention
 
 
 class UNetConfig(BaseModel):
@@ -36,6 +37,13 @@ class UNetConfig(BaseModel):
     refine_width: int = Field(0, ge=0, le=128, description=(
         "channels of a full-resolution refinement branch after a pixel-unshuffled U-Net (0: none)"))
     refine_blocks: int = Field(1, ge=1, le=8, description="residual blocks of the refinement branch")
+    dropout: float = Field(0.0, ge=0, lt=1, description="channel dropout at the end of every block (0: off)")
+    mask_input: bool = Field(False, description=(
+        "masked image training: the mask is an input channel and a mask-attention block follows the bottleneck"))
+    attention_heads: int = Field(4, ge=1, le=16, description="heads of the mask-attention block")
+    attention_window: int = Field(8, ge=2, le=32, description="window (bottleneck tokens) of the mask attention")
+    attention_drop: float = Field(0.0, ge=0, lt=1, description=(
+        "share of attention keys dropped at random in training (the original's attention masking)"))
 
     @model_validator(mode="after")
     def _check(self) -> "UNetConfig":
@@ -48,6 +56,9 @@ class UNetConfig(BaseModel):
         if self.refine_width and self.pixel_unshuffle == 1:
             raise ValueError("refine_width adds full-resolution detail to a pixel-unshuffled U-Net: "
                              "it needs pixel_unshuffle > 1")
+        if self.mask_input and self.widths[-1] % self.attention_heads:
+            raise ValueError(f"mask attention: the bottleneck width {self.widths[-1]} must be a multiple of "
+                             f"attention_heads ({self.attention_heads})")
         counts = self.level_blocks()
         if len(counts) != len(self.widths):
             raise ValueError(f"blocks_per_level needs one count per level ({len(self.widths)}), got {counts}")
@@ -99,6 +110,7 @@ class UNet(DenoisingNet):
         self.in_channels = cfg.in_channels
         self.out_channels = cfg.out_channels or cfg.in_channels
         self.noise_conditioned = cfg.noise_map
+        self.mask_aware = cfg.mask_input
         r = cfg.pixel_unshuffle
         self.size_multiple = r * 2 ** (len(cfg.widths) - 1)
         block = BLOCKS[cfg.block]
@@ -106,12 +118,15 @@ class UNet(DenoisingNet):
         counts = cfg.level_blocks()
 
         def stage(cin: int, cout: int, n: int) -> nn.Sequential:
-            return nn.Sequential(*[block(cin if i == 0 else cout, cout, cfg.activation, cfg.norm) for i in range(n)])
+            return nn.Sequential(*[block(cin if i == 0 else cout, cout, cfg.activation, cfg.norm, cfg.dropout)
+                                   for i in range(n)])
 
-        self.head = conv3x3(cfg.in_channels * r * r + int(cfg.noise_map), w[0])
+        self.head = conv3x3((cfg.in_channels + int(cfg.mask_input)) * r * r + int(cfg.noise_map), w[0])
         self.encoders = nn.ModuleList(stage(w[i], w[i], counts[i]) for i in range(len(w) - 1))
         self.downs = nn.ModuleList(downsample(cfg.down, w[i], w[i + 1]) for i in range(len(w) - 1))
         self.bottleneck = stage(w[-1], w[-1], counts[-1])
+        self.attention = (MaskAttention(w[-1], cfg.attention_heads, cfg.attention_window, cfg.attention_drop)
+                          if cfg.mask_input else None)
         self.ups = nn.ModuleList(upsample(cfg.up, w[i + 1], w[i]) for i in range(len(w) - 1))
         merge = 2 if cfg.skip == "concat" else 1
         self.decoders = nn.ModuleList(stage(w[i] * merge, w[i], counts[i]) for i in range(len(w) - 1))
@@ -121,9 +136,16 @@ class UNet(DenoisingNet):
                        if cfg.refine_width else None)
         self.act_out = {"none": nn.Identity(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[cfg.output_activation]
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoise x (N,C,H,W); `mask` (N,1,H,W, 1 = masked) only for a mask-input net (None: nothing masked)."""
         cfg = self.config
-        h = F.pixel_unshuffle(x, cfg.pixel_unshuffle) if cfg.pixel_unshuffle > 1 else x
+        if cfg.mask_input:
+            mask = torch.zeros_like(x[:, :1]) if mask is None else mask.to(x.dtype)
+            x_in = torch.cat([x, mask], dim=1)
+        else:
+            x_in = x
+        h = F.pixel_unshuffle(x_in, cfg.pixel_unshuffle) if cfg.pixel_unshuffle > 1 else x_in
         if cfg.noise_map:
             if sigma is None:
                 raise ValueError("this network is noise-conditioned: pass sigma (N,) on the 0-1 scale")
@@ -135,6 +157,9 @@ class UNet(DenoisingNet):
             skips.append(h)
             h = down(h)
         h = self.bottleneck(h)
+        if self.attention is not None:
+            f = x.shape[-1] // h.shape[-1]
+            h = self.attention(h, 1.0 - F.avg_pool2d(mask, f) if f > 1 else 1.0 - mask)
         for up, dec, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
             h = up(h)
             if cfg.skip == "add":
