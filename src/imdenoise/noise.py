@@ -268,9 +268,9 @@ def rician_moments(signal: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray
 
 @dataclass(frozen=True)
 class PoissonGaussianNoise(NoiseModel):
-    """Fluorescence-microscopy noise: ``offset + gain * Poisson((x - offset) / gain) + N(0, (sigma/255)^2)``.
+    """Fluorescence-microscopy noise: ``x - s + gain * Poisson(s / gain) + N(0, (sigma/255)^2)``, s = max(x - offset, 0).
 
-    Mean ``x``, variance ``gain * (x - offset) + (sigma/255)^2`` on the 0-1 scale (gain: intensity per
+    Mean ``x``, variance ``gain * max(x - offset, 0) + (sigma/255)^2`` on the 0-1 scale (gain: intensity per
     photo-electron, 0 = no shot noise; offset: the camera's dark level, no shot noise below it)."""
 
     gain: Param = 0.01
@@ -284,9 +284,9 @@ class PoissonGaussianNoise(NoiseModel):
 
     def _apply(self, clean: np.ndarray, rng: np.random.Generator, gain: float, sigma: float,
                offset: float) -> np.ndarray:
-        signal = np.clip(clean - offset, 0, None)
-        shot = gain * rng.poisson(signal / gain) if gain > 0 else signal
-        return (offset + shot + (sigma / 255) * rng.standard_normal(clean.shape)).astype(np.float32)
+        signal = np.clip(clean - offset, 0, None)  # photo-electrons come from above the dark level only
+        shot = gain * rng.poisson(signal / gain) - signal if gain > 0 else 0.0
+        return (clean + shot + (sigma / 255) * rng.standard_normal(clean.shape)).astype(np.float32)
 
 
 @dataclass(frozen=True)
