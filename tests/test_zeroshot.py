@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -134,10 +135,10 @@ def test_schedules_and_overrides() -> None:
 def test_config_file_with_the_articles_keys(tmp_path) -> None:
     cfg_file = tmp_path / "config.json"
     cfg_file.write_text(json.dumps({"image": "noisy.png", "learning_rate": 0.002, "epoch_count": 300,
-                                    "step_size": 200, "gamma": 0.25, "degree": 25}))
+                                    "step_size": 200, "gamma": 0.25, "degree": 0.2, "max_bytes": 1000000}))
     cfg = load_config(cfg_file)
     assert cfg.image == tmp_path / "noisy.png"  # relative to the config file
-    assert cfg.resolved()["epoch_count"] == 300 and cfg.degree == 25
+    assert cfg.resolved()["epoch_count"] == 300 and cfg.degree == 0.2 and cfg.max_bytes == 1000000
     assert load_config(cfg_file, epoch_count=7).epoch_count == 7  # command-line flags win
     yml = tmp_path / "c.yaml"
     yml.write_text("schedule: paper\ngamma: 0.1\n")
@@ -150,6 +151,8 @@ def test_config_file_with_the_articles_keys(tmp_path) -> None:
     ('{"gamma": 2}', "gamma"),
     ('{"schedule": "slow"}', "schedule"),
     ('{"patch": 2}', "patch must be 0"),
+    ('{"degree": 25}', r"degree is the noise level on the \[0, 1\] scale.*degree 0.098"),
+    ('{"max_bytes": 0}', "max_bytes"),
     ('[1, 2]', "mapping"),
     ('{"learning_rate": ', "not valid"),
 ])
@@ -185,9 +188,10 @@ def test_cli_demo_mode_and_errors(tmp_path, gray_image: np.ndarray, capsys) -> N
 
     src = write_image(tmp_path / "in.png", gray_image[:32, :32], dtype="uint8")
     out = tmp_path / "out.png"
-    main(["zeroshot", str(src), "-o", str(out), "--iterations", "20", "--degree", "25", "--lr", "0.003"])
+    main(["zeroshot", str(src), "-o", str(out), "--iterations", "20", "--degree", "0.1", "--lr", "0.003"])
     text = capsys.readouterr().out
-    assert "demo: Gaussian sigma 25" in text and "PSNR" in text
+    assert "demo: Gaussian noise of degree 0.1 (sigma 25.5 of 255)" in text and "PSNR" in text
+    assert "+-" not in text and re.search(r"\([+-]\d+\.\d\d dB\)", text)
     assert read_image(out).data.shape == (32, 32, 1)
     with pytest.raises(SystemExit) as exc:  # output exists
         main(["zeroshot", str(src), "-o", str(out), "--iterations", "2"])
@@ -200,3 +204,27 @@ def test_cli_demo_mode_and_errors(tmp_path, gray_image: np.ndarray, capsys) -> N
     cfg.write_text(json.dumps({"image": "in.png", "epoch_count": 2}))
     main(["zeroshot", "--config", str(cfg), "-o", str(tmp_path / "o2.png")])
     assert (tmp_path / "o2.png").is_file()
+
+
+def test_degree_is_on_the_unit_scale_and_clipped_and_max_bytes_limits_the_file(tmp_path, capsys) -> None:
+    """The original config.json: degree 0.2 is strong noise (sigma 51 of 255), the noisy image is clipped,
+    and max_bytes refuses a larger input file with a one-line error."""
+    from imdenoise.io import write_image
+    from tests.conftest import run_cli
+
+    flat = np.full((32, 32, 1), 0.95, np.float32)  # near white: clipping at 1 shows
+    src = write_image(tmp_path / "in.png", flat, dtype="uint8")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"image": "in.png", "epoch_count": 2, "degree": 0.2}))
+    code, out, err = run_cli(["zeroshot", "--config", str(cfg), "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 0, err
+    p_in = float(re.search(r"PSNR ([\d.]+) dB ->", out).group(1))
+    # sigma 51 unclipped would give 20*log10(255/51) = 13.98 dB; clipping at 1 removes much of it
+    assert 14.5 < p_in < 20, out
+    cfg.write_text(json.dumps({"image": "in.png", "epoch_count": 2, "max_bytes": 10}))
+    code, out, err = run_cli(["zeroshot", "--config", str(cfg), "-o", str(tmp_path / "o2.png")], capsys)
+    assert code == 2 and "above max_bytes 10" in err and "Traceback" not in err
+    assert not (tmp_path / "o2.png").exists()
+    cfg.write_text(json.dumps({"image": "in.png", "epoch_count": 2, "max_bytes": src.stat().st_size}))
+    code, _, err = run_cli(["zeroshot", "--config", str(cfg), "-o", str(tmp_path / "o3.png")], capsys)
+    assert code == 0, err

@@ -59,6 +59,38 @@ def read_idx_images(path: str | Path) -> list[np.ndarray]:
     return list(data)
 
 
+def is_array_stack(path: str | Path) -> bool:
+    """True for a .npy file (not a folder), taken as a stack of images such as the MNIST tutorial's
+    `x_train.npy` (N x 28 x 28)."""
+    p = Path(path)
+    return p.suffix.lower() == ".npy" and p.is_file()
+
+
+def read_array_stack(path: str | Path) -> list[np.ndarray]:
+    """Images of an N x H x W (gray) or N x H x W x C .npy stack as float32 HxWxC in [0, 1]: uint8 and
+    uint16 are scaled by their range, floats are taken as [0, 1] (or 0-255 if their maximum is above 1.5)."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{path}: cannot read the .npy image stack ({exc})") from None
+    if data.ndim == 3 and data.shape[-1] > 4:
+        data = data[..., None]
+    if data.ndim != 4 or data.shape[-1] not in (1, 3, 4) or 0 in data.shape:
+        raise ConfigError(f"{path}: a .npy training file must be a stack of images, N x H x W or N x H x W x C "
+                          f"(C = 1, 3 or 4), got shape {data.shape}")
+    if data.dtype.kind in "ui":
+        scale = 65535.0 if data.dtype.itemsize > 1 else 255.0
+    elif data.dtype.kind == "f":
+        scale = 255.0 if float(np.nanmax(data)) > 1.5 else 1.0
+    else:
+        raise ConfigError(f"{path}: unsupported array type {data.dtype} for images")
+    images = (data.astype(np.float32) / scale)
+    if not np.isfinite(images).all():
+        raise ConfigError(f"{path}: the image stack holds NaN or infinite values")
+    return list(images)
+
+
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """Float HxWxC -> float32 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
     image = np.asarray(image, dtype=np.float32)

@@ -113,3 +113,11 @@ def ssim_uint8(clean_u8: np.ndarray, out_u8: np.ndarray) -> float:
     ta = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float64))
     tb = torch.from_numpy(np.ascontiguousarray(b.transpose(2, 0, 1), dtype=np.float64))
     return float(ssim(ta, tb, data_range=255.0))
+
+
+def psnr_change(clean: np.ndarray, noisy: np.ndarray, out: np.ndarray) -> tuple[float, float, str]:
+    """8-bit PSNR of the noisy input and of the output against `clean` (float arrays, clipped and
+    quantized first) and the line 'PSNR a dB -> b dB (+c dB)', the change signed either way."""
+    to_u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
+    p_in, p_out = psnr_uint8(to_u8(clean), to_u8(noisy)), psnr_uint8(to_u8(clean), to_u8(out))
+    return p_in, p_out, f"PSNR {p_in:.2f} dB -> {p_out:.2f} dB ({p_out - p_in:+.2f} dB)"

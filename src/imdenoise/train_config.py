@@ -27,7 +27,8 @@ class ModelSection(_Strict):
 class DataSection(_Strict):
     """Where the images come from and how patches are made."""
 
-    train: list[str] = Field(default_factory=list, description="clean image folders or IDX files (synthetic noise)")
+    train: list[str] = Field(default_factory=list, description=(
+        "clean image folders, IDX files or N x H x W(x C) .npy stacks (synthetic noise)"))
     paired: tuple[str, str] | None = Field(None, description="(noisy folder, clean folder) matched by name")
     noisy: list[str] = Field(default_factory=list, description="noisy-only folders (self-supervised)")
     channels: Literal[1, 3] = 1

@@ -13,10 +13,12 @@ from imdenoise.data import (
     NoisyOnlyDataset,
     PairedDataset,
     SyntheticNoiseDataset,
+    is_array_stack,
     is_idx_file,
     list_images,
     load_images,
     match_pairs,
+    read_array_stack,
     read_idx_images,
     real_pairs,
     rescaled_copies,
@@ -38,11 +40,12 @@ def _split(items: list, holdout: int, limit: int | None, source: str) -> tuple[l
 
 def load_source(source: str, channels: int, holdout: int, limit: int | None, val_limit: int,
                 keep_float: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(training, validation) uint8 images of a folder or an IDX file, split by `holdout`
+    """(training, validation) uint8 images of a folder, an IDX file or a .npy stack, split by `holdout`
     (float files stay float32 and unclipped with `keep_float`: noisy-only data)."""
-    if is_idx_file(source):
-        images = [to_uint8(a.astype(np.float32) / 255.0, channels) for a in read_idx_images(source)]
-        return _split(images, holdout, limit, source)
+    if is_idx_file(source) or is_array_stack(source):  # one file holding many images (MNIST)
+        stack = ([a.astype(np.float32) / 255.0 for a in read_idx_images(source)] if is_idx_file(source)
+                 else read_array_stack(source))
+        return _split([to_uint8(a, channels) for a in stack], holdout, limit, source)
     train, val = _split(list_images(source), holdout, limit, source)
     return load_images(train, channels, keep_float), load_images(val[:val_limit], channels, keep_float)
 

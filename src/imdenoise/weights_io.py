@@ -109,6 +109,28 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
     raise WeightsError(f"{path}: unsupported weights file type {path.suffix!r}; use .safetensors or a .pt/.pth state dict")
 
 
+def _clean_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without DDP's `module.` and torch.compile's `_orig_mod.` prefixes; floating tensors as float32."""
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v.float() if v.is_floating_point() else v
+            for k, v in state.items()}
+
+
+def infer_channels(architecture: str, state: dict[str, torch.Tensor], config: dict[str, Any]) -> int:
+    """The image channels (1, 3, 4 or 2) for which `architecture` has exactly the state dict's tensor
+    shapes; 1 when none fits (the load then reports the mismatch in full)."""
+    from imdenoise.models.registry import get_architecture
+
+    arch = get_architecture(architecture)
+    for channels in (1, 3, 4, 2):
+        try:
+            expected = arch.build(**{**config, "in_channels": channels}).state_dict()
+        except (ImDenoiseError, ValueError):
+            continue
+        if expected.keys() == state.keys() and all(state[k].shape == v.shape for k, v in expected.items()):
+            return channels
+    return 1
+
+
 def load_model(path: str | Path, architecture: str | None = None, **config: Any) -> tuple[DenoisingNet, ModelCard]:
     """Build the network a weights file describes and load its weights (float32, eval mode)."""
     from imdenoise.models.registry import get_architecture
@@ -116,12 +138,16 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
+    state = None
     if path.suffix == ".safetensors" and architecture is None:
         card = read_card(path)
     else:
         if architecture is None:
             raise WeightsError(f"{path}: a plain state dict does not say its architecture; pass --arch NAME")
         arch = get_architecture(architecture)
+        if "in_channels" not in config:  # a plain state dict does not record them: read them off the shapes
+            state = _load_state(path)
+            config = {**config, "in_channels": infer_channels(architecture, _clean_keys(state), config)}
         card = ModelCard(name=path.stem, architecture=architecture, config={**arch.defaults, **config},
                          in_channels=int(config.get("in_channels", 1)))
     try:
@@ -133,9 +159,7 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
         from imdenoise.prune import apply_pruned_shapes
 
         apply_pruned_shapes(model, pruned)
-    state = _load_state(path)
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v.float() if v.is_floating_point() else v
-             for k, v in state.items()}
+    state = _clean_keys(state if state is not None else _load_state(path))
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -42,7 +42,7 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 
 
 class ZeroShotConfig(BaseModel):
-    """Options of the fit; the first six keys are those of the source article's config.json."""
+    """Options of the fit; `image` to `max_bytes` are the source article's config.json keys, with its meaning."""
 
     model_config = ConfigDict(extra="forbid")
     image: Path | None = Field(None, description="input image (config-file runs)")
@@ -50,7 +50,10 @@ class ZeroShotConfig(BaseModel):
     epoch_count: int | None = Field(None, ge=1, le=1_000_000, description="fitting iterations")
     step_size: int | None = Field(None, ge=1, description="StepLR: iterations between decays")
     gamma: float | None = Field(None, gt=0, le=1, description="StepLR decay factor")
-    degree: float | None = Field(None, ge=0, le=255, description="demo mode: add Gaussian noise of this sigma")
+    degree: float | None = Field(None, ge=0, description=(
+        "demo mode: add Gaussian noise of this standard deviation on the [0, 1] scale (0.2 is strong noise), "
+        "then clip the noisy image to [0, 1], as the original"))
+    max_bytes: int | None = Field(None, ge=1, description="refuse an input image file larger than this")
     schedule: Schedule = "fast"
     precision: Literal["auto", "fp32", "bf16"] | None = Field(None, description="auto: bf16 where the CPU has it")
     patch: int | None = Field(None, ge=0, description="random-crop size per iteration (0: whole image)")
@@ -75,6 +78,10 @@ class ZeroShotConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ZeroShotConfig":
+        if self.degree is not None and self.degree > 1:
+            raise ValueError(f"degree is the noise level on the [0, 1] scale, as in the original config.json "
+                             f"(0.2 is strong noise), got {self.degree:g}; sigma {self.degree:g} on the 0-255 "
+                             f"scale is degree {self.degree / 255:.3g}")
         if self.patch and self.patch < MIN_SIZE:
             raise ValueError(f"patch must be 0 (whole image) or at least {MIN_SIZE}, got {self.patch}")
         if self.patience and self.patience < 10:
@@ -90,7 +97,8 @@ def _format_error(source: str, exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown key {where!r} (known keys: {known})")
         else:
-            parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{where}: {msg}" if where == "(top level)" else f"{where}: {msg} (got {err.get('input')!r})")
     return f"{source}: invalid zero-shot config: " + "; ".join(parts)
 
 

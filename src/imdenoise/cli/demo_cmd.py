@@ -18,7 +18,7 @@ def demo(
 
     from imdenoise.inference import available_methods, load
     from imdenoise.io import read_image, write_image
-    from imdenoise.metrics import psnr_uint8
+    from imdenoise.metrics import psnr_change
     from imdenoise.noise import parse_noise
     from imdenoise.report_figures import before_after_figure
 
@@ -32,15 +32,14 @@ def demo(
     start = time.perf_counter()
     out = denoiser.denoise(noisy)  # blind: the noise level is estimated
     seconds = time.perf_counter() - start
-    to_u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-    p_noisy, p_out = psnr_uint8(to_u8(clean), to_u8(noisy)), psnr_uint8(to_u8(clean), to_u8(out))
+    p_noisy, p_out, change = psnr_change(clean, noisy, out)
     output.mkdir(parents=True, exist_ok=True)
     for name, arr in (("noisy.png", noisy), ("denoised.png", out)):
         write_image(output / name, arr, dtype="uint8", overwrite=True)
     fig = before_after_figure(output / "before_after.png", clean, noisy, out,
                               titles=(f"noisy, sigma {sigma:g}: {p_noisy:.2f} dB", f"{method}: {p_out:.2f} dB", "clean"))
     typer.echo(f"sample {sample.name} {clean.shape[1]}x{clean.shape[0]}, Gaussian noise sigma {sigma:g} (seed {seed})")
-    typer.echo(f"method {method}: PSNR {p_noisy:.2f} dB -> {p_out:.2f} dB (+{p_out - p_noisy:.2f} dB) in {seconds:.2f} s")
+    typer.echo(f"method {method}: {change} in {seconds:.2f} s")
     typer.echo(f"figure: {fig}")
 
 

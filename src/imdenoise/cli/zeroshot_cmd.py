@@ -21,8 +21,9 @@ def zeroshot(
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU computes it natively; the fast schedule's default)."),
     patch: Optional[int] = typer.Option(None, "--patch", help="Random-crop size per step; 0 = whole image."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop when the loss plateaus over this many steps."),
-    degree: Optional[float] = typer.Option(None, "--degree", help="Demo: add Gaussian noise of this sigma (0-255) "
-                                           "first, then print PSNR against the clean input."),
+    degree: Optional[float] = typer.Option(None, "--degree", help="Demo: add Gaussian noise of this level on the "
+                                           "[0, 1] scale (0.2 is strong; clipped to [0, 1]) first, then print "
+                                           "PSNR against the clean input."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the net's init, the crops and the demo noise."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output sample type: uint8, uint16 or float32 (default: the input's)."),
@@ -47,12 +48,14 @@ def zeroshot(
         raise ConfigError("no input image: give IN or `image` in the --config file")
     if output.exists() and not overwrite:
         raise ImDenoiseError(f"{output}: output exists; pass --overwrite to replace")
+    if cfg.max_bytes and Path(cfg.image).is_file() and Path(cfg.image).stat().st_size > cfg.max_bytes:
+        raise ImDenoiseError(f"{cfg.image}: {Path(cfg.image).stat().st_size} bytes, above max_bytes {cfg.max_bytes}")
     image = read_image(cfg.image)
     noisy, clean = image.data, None
     if cfg.degree:
         clean = image.data
         rng = np.random.default_rng(cfg.seed)
-        noisy = clean + (cfg.degree / 255.0) * rng.standard_normal(clean.shape, dtype=np.float32)
+        noisy = np.clip(clean + cfg.degree * rng.standard_normal(clean.shape, dtype=np.float32), 0.0, 1.0)
     denoiser = ZeroShotDenoiser(cfg)
     s = denoiser.settings
     typer.echo(f"{cfg.image}: {image.width}x{image.height}x{image.channels}, schedule {cfg.schedule}: "
@@ -65,11 +68,9 @@ def zeroshot(
     note = " (stopped early: loss plateau)" if fit and fit.stopped_early else ""
     typer.echo(f"fitted in {fit.iterations if fit else 0} steps{note}, {seconds:.1f} s")
     if clean is not None:
-        from imdenoise.metrics import psnr_uint8
+        from imdenoise.metrics import psnr_change
 
-        u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-        p_in, p_out = psnr_uint8(u8(clean), u8(noisy)), psnr_uint8(u8(clean), u8(out))
-        typer.echo(f"demo: Gaussian sigma {cfg.degree:g} added; PSNR {p_in:.2f} dB -> {p_out:.2f} dB "
-                   f"(+{p_out - p_in:.2f} dB)")
+        typer.echo(f"demo: Gaussian noise of degree {cfg.degree:g} (sigma {255 * cfg.degree:.3g} of 255) added "
+                   f"and clipped; {psnr_change(clean, noisy, out)[2]}")
     written = write_image(output, out, like=image, dtype=dtype, overwrite=overwrite)
     typer.echo(f"wrote {written}")
