@@ -118,34 +118,43 @@ def _show(ax: Any, img: np.ndarray, title: str, vmin: float = 0.0, vmax: float =
 def _crops_figure(path: Path, k: Kept, crop: int) -> None:
     import matplotlib.pyplot as plt
 
+    fig = crops_figure(k, crop)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def crops_figure(k: Kept, crop: int) -> Any:
+    """The figure of one kept image: noisy, each method's output and the clean crop, residuals below."""
+    import matplotlib.pyplot as plt
+
     from imdenoise.evaluate import REAL_LABEL, quantize
     from imdenoise.metrics import psnr_uint8
 
     ys, xs = _crop_box(k.clean.shape[0], k.clean.shape[1], crop)
     names = list(k.outputs)
     cols = len(names) + 2
-    fig, axes = plt.subplots(2, cols, figsize=(2.6 * cols, 6.0), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(2.8 * cols, 6.6), dpi=100, squeeze=False)
     real = k.noise == REAL_LABEL
     spread = 3 * max(k.sigma or 25.0, 1.0) / 255  # residual shown over +-3 sigma (real: RMS of noisy - reference)
     clean_u8 = quantize(k.clean)
-    _show(axes[0, 0], np.clip(k.noisy[ys, xs], 0, 1), f"noisy ({psnr_uint8(clean_u8, quantize(k.noisy)):.2f} dB)")
+    _show(axes[0, 0], np.clip(k.noisy[ys, xs], 0, 1), f"noisy\n({psnr_uint8(clean_u8, quantize(k.noisy)):.2f} dB)")
     _show(axes[1, 0], (k.noisy - k.clean)[ys, xs], "real noise (noisy - reference)" if real else "true noise",
           -spread, spread)
     for j, name in enumerate(names, start=1):
         out = k.outputs[name]
-        _show(axes[0, j], np.clip(out[ys, xs], 0, 1), f"{name} ({psnr_uint8(clean_u8, quantize(out)):.2f} dB)")
-        _show(axes[1, j], (k.noisy - out)[ys, xs], f"{name}: noisy - denoised", -spread, spread)
+        short = short_name(name)
+        _show(axes[0, j], np.clip(out[ys, xs], 0, 1), f"{short}\n({psnr_uint8(clean_u8, quantize(out)):.2f} dB)")
+        _show(axes[1, j], (k.noisy - out)[ys, xs], f"{short}\nnoisy - denoised", -spread, spread)
     _show(axes[0, -1], k.clean[ys, xs], "reference" if real else "clean")
     axes[1, -1].axis("off")
     fig.suptitle(f"{k.dataset} / {k.image} / {k.noise}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 def _real_bars(ax: Any, rows: Sequence[dict[str, Any]], title: str) -> None:
     """Real noisy pairs (no level to plot against): mean PSNR per method, the noisy photos' as a line."""
-    names = [r["method"] for r in rows]
+    names = [short_name(r["method"], 20) for r in rows]
     ax.bar(range(len(rows)), [r["psnr"] for r in rows], color="tab:blue")
     noisy = rows[0].get("psnr_noisy")
     if noisy is not None:
@@ -159,33 +168,75 @@ def _real_bars(ax: Any, rows: Sequence[dict[str, Any]], title: str) -> None:
     ax.grid(alpha=0.3, axis="y")
 
 
+def method_colors(methods: Sequence[str]) -> dict[str, Any]:
+    """One distinct colour per method, the same in every panel (tab10, or tab20 beyond ten methods)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def short_name(method: str, width: int = 24) -> str:
+    """A method's display name: a weights path by its file stem, wrapped to `width` characters."""
+    import textwrap
+
+    name = Path(method).stem if ("/" in method or Path(method).suffix in (".safetensors", ".pt", ".pth", ".onnx")) \
+        else method
+    return textwrap.fill(name, width)
+
+
 def _level_plot(path: Path, summary: Sequence[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
-    from imdenoise.evaluate import REAL_LABEL
-
-    sets = list(dict.fromkeys(r["dataset"] for r in summary))
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), dpi=100, squeeze=False)
-    for ax, ds in zip(axes[0], sets):
-        rows = [r for r in summary if r["dataset"] == ds]
-        if all(r["noise"] == REAL_LABEL for r in rows):
-            _real_bars(ax, rows, ds)
-            continue
-        kinds = sorted({r["noise"].split(":")[0] for r in rows})
-        for method in dict.fromkeys(r["method"] for r in rows):
-            for kind in kinds:
-                pts = sorted((r["level"], r["psnr"]) for r in rows
-                             if r["method"] == method and r["noise"].split(":")[0] == kind)
-                label = method if len(kinds) == 1 else f"{method} ({kind})"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        ax.set_xlabel("sigma (0-255)" if kinds == ["gaussian"] else "noise level")
-        ax.set_ylabel("PSNR (dB)")
-        ax.set_title(ds)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = level_figure(summary)
     fig.savefig(path)
     plt.close(fig)
+
+
+def level_figure(summary: Sequence[dict[str, Any]]) -> Any:
+    """PSNR against the noise level: one panel per (dataset, noise kind), each on its own axis (the
+    kind's parameter), one colour per method throughout, and one legend outside the panels."""
+    import matplotlib.pyplot as plt
+
+    from imdenoise.evaluate import REAL_LABEL
+    from imdenoise.noise import NOISE_KINDS
+
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    colors = method_colors(methods)
+    panels: list[tuple[str, str | None]] = []
+    for r in summary:
+        key = (r["dataset"], None if r["noise"] == REAL_LABEL else r["noise"].split(":")[0])
+        if key not in panels:
+            panels.append(key)
+    cols = min(3, len(panels))
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n + 0.4 + 0.25 * len(methods) / 3),
+                             dpi=100, squeeze=False)
+    for ax, (ds, kind) in zip(axes.ravel(), panels):
+        rows = [r for r in summary if r["dataset"] == ds and
+                (r["noise"] == REAL_LABEL if kind is None else r["noise"].split(":")[0] == kind)]
+        if kind is None:
+            _real_bars(ax, rows, ds)
+            continue
+        for method in methods:
+            pts = sorted((r["level"], r["psnr"]) for r in rows if r["method"] == method)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colors[method],
+                        label=short_name(method, 40))
+        cls = NOISE_KINDS.get(kind)
+        param = next(iter(cls.limits)) if cls is not None and cls.limits else "level"
+        ax.set_xlabel(f"{param} (0-255)" if param == "sigma" else param)
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{ds}: {kind}")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines() if not h.get_label().startswith("_")}
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(3, len(handles)), fontsize=8,
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(handles) - 1) // 3), 1, 1))
+    return fig
 
 
 def write_figures(folder: Path, kept: Sequence[Kept], summary: Sequence[dict[str, Any]], crop: int = 128) -> list[Path]:

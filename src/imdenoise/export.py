@@ -130,8 +130,25 @@ def _set_metadata(proto: Any, card: ModelCard, model_info: dict[str, Any]) -> No
         out_dim[1].dim_value = int(model_info["out_channels"])
 
 
+def require_export_extra() -> None:
+    """A one-line ExportError naming the missing packages when the optional export extra is not installed
+    (instead of an import traceback from deep inside an export or an ONNX load)."""
+    import importlib
+
+    missing = []
+    for name in ("onnx", "onnxruntime"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ExportError(f"ONNX export and the onnxruntime backend need the export extra: "
+                          f"pip install 'imdenoise[export]' (missing: {', '.join(missing)})")
+
+
 def _session(path: str | Path | bytes, threads: int | None = None, device: str = "cpu") -> Any:
     """An onnxruntime session on the CPU (or CUDA when asked for and available)."""
+    require_export_extra()
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -209,6 +226,7 @@ def export_onnx(model: DenoisingNet, card: ModelCard, out: str | Path, *, opset:
                 sizes: Sequence[tuple[int, int, int]] | None = None, overwrite: bool = True) -> ExportReport:
     """Export to ONNX, check against torch on fixed odd sizes plus random ones (max abs diff < atol),
     then write atomically; the sizes checked are in the report."""
+    require_export_extra()
     import onnx
 
     sizes = tuple(sizes) if sizes is not None else CHECK_SIZES + random_check_sizes()

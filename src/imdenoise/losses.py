@@ -71,7 +71,7 @@ class PerceptualLoss(torch.nn.Module):
     def __init__(self, weights: str | Path | None) -> None:
         super().__init__()
         if not weights or not Path(weights).is_file():
-            raise ConfigError(f"perceptual loss needs local VGG-16 weights (loss_weights.vgg); file not found: "
+            raise ConfigError(f"perceptual loss needs local VGG-16 weights (optim.vgg_weights); file not found: "
                               f"{weights!r}. imdenoise never downloads weights.")
         from safetensors.torch import load_file
 

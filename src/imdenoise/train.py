@@ -221,7 +221,8 @@ class Trainer:
                     metrics, samples = validate(self)
                     improved = metrics["psnr"] > self.best_psnr
                     self.best_psnr = max(self.best_psnr, metrics["psnr"])
-                    self.history.append({"step": self.step, **metrics})
+                    if not math.isnan(metrics["psnr"]):  # no reference images (self-supervised): nothing measured
+                        self.history.append({"step": self.step, **metrics})
                     logger.validation(metrics, samples)
                     self.save(best=improved)
                     last_ckpt_time = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,10 @@ class RunLogger:
                         overwrite=True)
             if self.tb:
                 self.tb.add_image("val/noisy_denoised_clean", grid, self.t.step, dataformats="HWC")
+        if math.isnan(metrics["psnr"]):  # nothing to compare with: say so rather than print "nan dB"
+            log.info("step %d  no validation PSNR: no clean reference images (self-supervised training on noisy "
+                     "images; data.val or data.val_pairs would give some)", self.t.step)
+            return
         self._write({"step": self.t.step, **{f"val_{k}": v for k, v in metrics.items()}, "time": time.time()})
         log.info("step %d  validation PSNR %.3f dB (noisy %.2f)  SSIM %.4f", self.t.step, metrics["psnr"],
                  metrics["noisy_psnr"], metrics["ssim"])
