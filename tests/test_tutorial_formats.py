@@ -81,3 +81,16 @@ def test_denoise_cli_takes_a_color_pth_without_a_channels_option(tmp_path: Path,
                             str(tmp_path / "net.pth"), "--arch", "dncnn", "--sigma", "25"], capsys)
     assert code == 0, err
     assert read_image(tmp_path / "out.png").data.shape == (32, 32, 3)
+
+
+def test_export_takes_a_color_pth_and_the_new_architectures_export(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("onnxruntime")
+    from imdenoise.export import resolve_model
+
+    torch.save(build_model("simple-cnn", in_channels=3).state_dict(), tmp_path / "net.pth")
+    net, card = resolve_model(tmp_path / "net.pth", 1, "simple-cnn")
+    assert net.in_channels == 3 and card.in_channels == 3
+    for name in ("simple-cnn", "unet-mask"):  # exported, and checked against torch before writing
+        code, out, err = run_cli(["export", name, "-o", str(tmp_path / f"{name}.onnx")], capsys)
+        assert code == 0 and "max |onnxruntime - torch|" in out, err

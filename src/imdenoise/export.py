@@ -68,7 +68,7 @@ def resolve_model(name_or_path: str | Path, channels: int = 1,
         return load_weights_any(shipped)
     p = Path(name)
     if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt"):
-        return load_weights_any(p, arch, channels)
+        return load_weights_any(p, arch)  # a plain state dict's channels come from its weights
     if name in ARCHITECTURES:
         log.warning("%s: registry architecture with random weights (for testing and speed only)", name)
         model = ARCHITECTURES[name].build(in_channels=channels)

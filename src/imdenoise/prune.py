@@ -90,8 +90,9 @@ def apply_pruned_shapes(model: DenoisingNet, spec: dict[str, int]) -> DenoisingN
     return model
 
 
-def load_weights_any(path: str | Path, arch: str | None = None, channels: int = 1) -> tuple[DenoisingNet, ModelCard]:
-    """Like weights_io.load_model, and also for pruned weights files (card field `pruned`)."""
+def load_weights_any(path: str | Path, arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
+    """Like weights_io.load_model, and also for pruned weights files (card field `pruned`); a plain
+    state dict's channels are read off its weights."""
     from imdenoise.models.registry import get_architecture
     from imdenoise.weights_io import load_model, read_card
 
@@ -99,7 +100,7 @@ def load_weights_any(path: str | Path, arch: str | None = None, channels: int = 
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
     if path.suffix != ".safetensors" or arch:
-        return load_model(path, arch, **({"in_channels": channels} if arch else {}))
+        return load_model(path, arch)
     card = read_card(path)
     spec = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
     if not spec:

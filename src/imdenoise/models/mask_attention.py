@@ -50,8 +50,10 @@ class MaskAttention(nn.Module):
         ph, pw = (-h) % w, (-wd) % w
         vis = torch.ones_like(x[:, :1]) if visible is None else visible.to(x.dtype)
         normed = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        qkv = F.pad(self.qkv(normed), (0, pw, 0, ph))
-        vis = F.pad(vis, (0, pw, 0, ph))  # padding tokens are invisible
+        qkv = self.qkv(normed)
+        if ph or pw:  # (never at inference: the engine pads images to the net's size_multiple)
+            qkv = F.pad(qkv, (0, pw, 0, ph))
+            vis = F.pad(vis, (0, pw, 0, ph))  # padding tokens are invisible
         H, W = h + ph, wd + pw
         q, k, v = (_windows(t, w) for t in qkv.chunk(3, dim=1))
         d = c // self.heads

@@ -112,7 +112,8 @@ class UNet(DenoisingNet):
         self.noise_conditioned = cfg.noise_map
         self.mask_aware = cfg.mask_input
         r = cfg.pixel_unshuffle
-        self.size_multiple = r * 2 ** (len(cfg.widths) - 1)
+        # a mask-attention net also tiles its bottleneck into whole attention windows
+        self.size_multiple = r * 2 ** (len(cfg.widths) - 1) * (cfg.attention_window if cfg.mask_input else 1)
         block = BLOCKS[cfg.block]
         w = cfg.widths
         counts = cfg.level_blocks()
