@@ -25,7 +25,8 @@ def eval_(
                                 "(<name>_real.* beside <name>_mean.*, _noisy/_clean, or noisy/ + clean/), comma-separated."),
     noise: Optional[str] = typer.Option(None, "--noise", "-n",
                                         help="Noise added to the clean-image folders: gaussian:15,25,50 (default), "
-                                        "poisson:30, saltpepper:0.05, ...; ';' joins specs. Not for real pairs."),
+                                        "poisson:30, saltpepper:0.05, rician:10, poisson-gaussian:gain=0.01,sigma=5, ...; "
+                                        "';' joins specs. Not for real pairs."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write settings, summary and per-image rows as JSON."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image rows as CSV."),
     figures: Optional[Path] = typer.Option(None, "--figures", help="Folder for crop comparisons and the PSNR plot (PNG)."),

@@ -24,7 +24,8 @@ def noise(
     input_path: Path = typer.Argument(..., metavar="IN", help="Clean image (PNG, JPEG, BMP, TIFF or NPY)."),
     output: Path = typer.Option(..., "--output", "-o", help="Noisy image to write; its extension picks the format."),
     spec: str = typer.Option(..., "--noise", "-n",
-                             help="Noise model: gaussian:25, poisson:30, saltpepper:0.05[:0.5], speckle:0.1, mixed."),
+                             help="Noise model: gaussian:25, poisson:30, saltpepper:0.05[:0.5], speckle:0.1, mixed, "
+                             "rician:10 (MRI), poisson-gaussian:gain=0.01,sigma=5 (microscopy), camera."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same noise."),
     dtype: Optional[SampleType] = typer.Option(
         None, "--dtype", help="Output sample type (default: the input's). Integer types clip to their range; "
