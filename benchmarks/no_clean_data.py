@@ -218,8 +218,9 @@ def seeded_report(arms: list[tuple[str, str]], datasets: list[tuple[Path, str | 
             diffs = ", ".join(f"{x - y:+.2f}" for x, y in zip(pa, pb))
             tag = " (trained on)" if nz == in_dist else ""
             first = by[(a, seeds[0])]
+            noisy_in = noisy.get(nz, first.get("psnr_noisy", float("nan")))  # real pairs: the photos' own
             lines.append(f"| {dataset.name} | {nz}{tag} | {first['images']} | "
-                         f"{noisy.get(nz, float('nan')):.2f} | {np.mean(pa):.2f} ({', '.join(f'{x:.2f}' for x in pa)}) | "
+                         f"{noisy_in:.2f} | {np.mean(pa):.2f} ({', '.join(f'{x:.2f}' for x in pa)}) | "
                          f"{np.mean(pb):.2f} ({', '.join(f'{x:.2f}' for x in pb)}) | {diffs} |")
     return "\n".join(lines)
 
