@@ -179,8 +179,9 @@ def test_api_docs_render_offline(server, browser):
 def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
     """A real noisy camera JPEG (a PolyU Canon crop, with its reference) when the sets are present;
     else the bundled sample through the camera-noise model, as a JPEG (reference: the camera's)."""
-    datasets = Path(os.environ.get("IMDENOISE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    pair = datasets / "real" / "polyu-canon" / "Canon5D2_5_160_6400_desk_10_real.JPG"
+    from conftest import DATASETS
+
+    pair = DATASETS / "real" / "polyu-canon" / "Canon5D2_5_160_6400_desk_10_real.JPG"
     out = tmp_path / "camera photo.jpg"
     if pair.is_file():
         with Image.open(pair) as noisy, Image.open(str(pair).replace("_real", "_mean")) as ref:

@@ -303,3 +303,15 @@ def test_a_shipped_name_as_init_weights_starts_from_that_model(image_dir: Path, 
     trainer = Trainer(load_config(raw=raw))
     shipped, _ = load_model(SHIPPED_DIR / "gray.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), shipped.state_dict().values()))
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_validates_and_points_into_the_datasets_root(
+        recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMDENOISE_DATASETS", str(tmp_path / "sets"))
+    monkeypatch.chdir(tmp_path)  # not the checkout: the recipe must not depend on the current folder
+    cfg = load_config(recipe)
+    sources = [*cfg.data.train, *cfg.data.noisy, *(cfg.data.paired or ()), *cfg.data.val, cfg.data.val_pairs]
+    made = [s for s in sources if s and "/runs/" in s]  # made by a documented command into the checkout's runs/
+    assert all(s.startswith(str(ROOT / "runs")) for s in made), made
+    assert all(s.startswith(str(tmp_path / "sets")) for s in sources if s and s not in made), sources
