@@ -107,6 +107,9 @@ def test_denoise_in_the_browser(server, browser, gray_image, tmp_path):
     assert "30%" in page.eval_on_selector("#after-clip", "el => el.style.clipPath")
     page.eval_on_selector("#compare-slider", "el => { el.value = 50; el.dispatchEvent(new Event('input')); }")
     assert page.eval_on_selector("#after", "el => el.naturalWidth") == 240
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == 240  # fit never enlarges
+    handle = page.eval_on_selector(".handle", "el => el.getBoundingClientRect().toJSON()")
+    assert handle["width"] >= 24 and handle["height"] >= 24  # a handle to grab, not only a 2 px line
     page.screenshot(path=str(tmp_path / "server.png"), full_page=True)
     if os.environ.get("IMDENOISE_UPDATE_SCREENSHOT"):
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +149,32 @@ def test_page_reports_errors(server, browser, tmp_path):
     page.wait_for_selector("#error", state="visible", timeout=30_000)
     assert "PNG, JPEG, TIFF, BMP or NPY" in page.inner_text("#error")
     assert page.is_hidden("#result")
+    page.close()
+
+
+def test_view_fits_large_images_and_zooms_to_actual_pixels(server, browser, tmp_path):
+    """Fit: as wide as the panel; 1:1: one image pixel per screen pixel, scrolled. BMP and NPY offered."""
+    wide = tmp_path / "wide.png"
+    ramp = np.tile(np.linspace(0, 255, 1600).astype(np.uint8), (120, 1))
+    Image.fromarray(ramp).save(wide)
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(server)
+    accept = page.get_attribute("#file", "accept")
+    assert ".bmp" in accept and ".npy" in accept and "BMP" in page.inner_text("#drop-text")
+    page.wait_for_selector("#method option[value='gaussian']", state="attached")
+    page.select_option("#method", "gaussian")
+    page.set_input_files("#file", str(wide))
+    page.click("#denoise")
+    page.wait_for_selector("#result", state="visible", timeout=60_000)
+    fit = page.eval_on_selector("#compare", "el => el.clientWidth")
+    panel = page.eval_on_selector("#viewport", "el => el.clientWidth")
+    assert fit == panel < 1600 and "shown at" in page.inner_text("#view-size")
+    page.click("#zoom")
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == 1600
+    assert page.eval_on_selector("#viewport", "el => el.scrollWidth > el.clientWidth")
+    assert "1600 x 120 pixels, shown at 100%" in page.inner_text("#view-size")
+    page.click("#zoom")
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == fit
     page.close()
 
 
