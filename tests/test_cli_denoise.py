@@ -179,3 +179,13 @@ def test_several_inputs_into_one_image_name_says_so(noisy_png: tuple[Path, np.nd
     proc = run("denoise", str(src), str(other), "-o", str(tmp_path / "single.png"), "--method", "mean")
     assert proc.returncode == 2 and "2 inputs need an output folder" in proc.stderr, proc.stderr
     assert "unsupported" not in proc.stderr and not (tmp_path / "single.png").exists()
+
+
+def test_sizes_read_width_x_height_in_every_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from conftest import run_cli
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((2, 3), np.uint8)).save(tiny)  # 3 wide, 2 high
+    for args in (["denoise", str(tiny), "-o", str(tmp_path / "o.png")], ["zeroshot", str(tiny), "-o", str(tmp_path / "z.png")]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and " 3x2 " in err and "2x3" not in err, err
