@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from imdenoise.paths import DATASETS_HINT, datasets_root
+
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("IMDENOISE_DATASETS", ROOT.parent / "shared" / "datasets"))
+DATASETS = datasets_root()  # $IMDENOISE_DATASETS, else ../shared/datasets beside the checkout
 
 
 ASSETS = ROOT / "src" / "imdenoise" / "assets"  # bundled real photos: the fallback without datasets
@@ -19,7 +20,7 @@ ASSETS = ROOT / "src" / "imdenoise" / "assets"  # bundled real photos: the fallb
 def datasets_dir() -> Path:
     """The shared datasets folder; tests needing it are skipped when it is absent."""
     if not DATASETS.is_dir():
-        pytest.skip(f"datasets folder not found: {DATASETS}")
+        pytest.skip(f"datasets folder not found: {DATASETS}; {DATASETS_HINT}")
     return DATASETS
 
 

@@ -149,3 +149,43 @@ def test_multipage_tiff_denoises_every_page(tmp_path: Path, gray_image: np.ndarr
         assert _psnr(ref, den / 65535) > _psnr(ref, noisy_page.asarray() / 65535) + 3
     proc = run("denoise", str(src), "-o", str(tmp_path / "first.png"), "--method", "mean")
     assert proc.returncode == 2 and "3 pages need a .tif/.tiff output" in proc.stderr, proc.stderr
+
+
+def test_denoise_says_what_it_did_in_text_json_or_nothing(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """One line per image: the model, the level (given or estimated), the size (width first), the seconds."""
+    import json
+
+    src, _ = noisy_png
+    proc = run("denoise", str(src), "-o", str(tmp_path / "a.png"))
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    assert len(line.splitlines()) == 1 and "gray" in line and "(estimated)" in line and "128x96x1" in line, line
+    level = float(line.split("level ")[1].split(" ")[0])
+    assert 20 < level < 30, line  # the png holds sigma-25 noise
+    proc = run("denoise", str(src), "-o", str(tmp_path / "b.png"), "--method", "gaussian", "--sigma", "12", "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["model"] == "gaussian" and record["sigma"] == 12 and record["sigma_source"] == "given"
+    assert (record["width"], record["height"], record["channels"]) == (128, 96, 1) and record["seconds"] >= 0
+    assert record["output"] == str(tmp_path / "b.png")
+    proc = run("denoise", str(src), "-o", str(tmp_path / "c.png"), "--method", "mean", "--quiet")
+    assert proc.returncode == 0 and proc.stdout == "" and (tmp_path / "c.png").is_file()
+
+
+def test_several_inputs_into_one_image_name_says_so(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    src, _ = noisy_png
+    other = tmp_path / "two.png"
+    other.write_bytes(src.read_bytes())
+    proc = run("denoise", str(src), str(other), "-o", str(tmp_path / "single.png"), "--method", "mean")
+    assert proc.returncode == 2 and "2 inputs need an output folder" in proc.stderr, proc.stderr
+    assert "unsupported" not in proc.stderr and not (tmp_path / "single.png").exists()
+
+
+def test_sizes_read_width_x_height_in_every_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from conftest import run_cli
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((2, 3), np.uint8)).save(tiny)  # 3 wide, 2 high
+    for args in (["denoise", str(tiny), "-o", str(tmp_path / "o.png")], ["zeroshot", str(tiny), "-o", str(tmp_path / "z.png")]):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and " 3x2 " in err and "2x3" not in err, err

@@ -50,7 +50,9 @@ def test_noise_is_seeded_and_keeps_depth(tmp_path, capsys, clean_png):
     assert abs(float(np.std((a.data - clean)[inside])) * 255 - 25) < 2.5
 
 
-def test_noise_float_output_unclipped(tmp_path, capsys, clean_png):
+def test_noise_float_output_unclipped(tmp_path, capsys):
+    ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64, 1)  # black to white: both ends clip
+    clean_png = write_image(tmp_path / "ramp.png", np.repeat(ramp, 3, axis=2))
     code, out, _ = run(capsys, "noise", clean_png, "-o", tmp_path / "n.tiff", "--noise", "gaussian:50",
                        "--dtype", "float32")
     img = read_image(tmp_path / "n.tiff")

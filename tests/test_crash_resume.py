@@ -181,4 +181,4 @@ def test_resume_with_no_intact_checkpoint_is_a_clear_error(killed_run: Path, tmp
 
 def _run_config(run: Path, steps: int):
     """The run's saved recipe with optim.steps overridden, as `train --resume RUN --set ...` loads it."""
-    return load_config(run / "config.yaml", [f"optim.steps={steps}"])
+    return load_config(run / "config.yaml", [f"optim.steps={steps}"], paths_from_file=False)

@@ -159,7 +159,7 @@ def test_bad_inputs_are_user_errors(tmp_path):
         load_onnx(tmp_path / "junk.onnx")
 
 
-def test_int8_static_quantization_small_model(tmp_path, datasets_dir):
+def test_int8_static_quantization_small_model(tmp_path):
     from imdenoise.quantize import quantize_int8
 
     weights = _small(tmp_path)
@@ -168,7 +168,7 @@ def test_int8_static_quantization_small_model(tmp_path, datasets_dir):
     rep = quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", n_images=4, patch=64)
     assert rep.psnr_vs_fp32 > 30 and rep.bytes < (tmp_path / "m.onnx").stat().st_size
     _, meta = read_onnx_info(tmp_path / "q.onnx")
-    assert meta["imdenoise.precision"] == "int8" and "train400" in meta["imdenoise.quantization"]
+    assert meta["imdenoise.precision"] == "int8" and "bundled sample photos" in meta["imdenoise.quantization"]
     assert "first level" in meta["imdenoise.quantization"]  # the default recipe
     from imdenoise.quantize import float_convs
 
@@ -182,11 +182,27 @@ def test_int8_static_quantization_small_model(tmp_path, datasets_dir):
     assert out.shape == (30, 31) and np.isfinite(out).all()
 
 
-def test_calibration_refuses_test_sets(tmp_path, datasets_dir):
-    from imdenoise.quantize import calibration_batches
+def test_calibration_refuses_test_sets(tmp_path):
+    from imdenoise.quantize import calibration_source
 
+    (tmp_path / "test" / "bsd68").mkdir(parents=True)
     with pytest.raises(ImDenoiseError, match="test set"):
-        calibration_batches(datasets_dir / "test" / "bsd68", 1)
+        calibration_source(tmp_path / "test" / "bsd68", 1, 8)
+
+
+def test_export_int8_without_a_folder_calibrates_on_bundled_photos_and_a_failure_writes_nothing(tmp_path, capsys):
+    from conftest import run_cli
+
+    weights = _small(tmp_path, channels=3)
+    code, out, err = run_cli(["export", str(weights), "-o", str(tmp_path / "m.onnx"), "--quantize", "int8",
+                              "--calib-images", "4"], capsys)
+    assert code == 0, err
+    _, meta = read_onnx_info(tmp_path / "m-int8.onnx")
+    assert "bundled sample photos" in meta["imdenoise.quantization"]
+    code, out, err = run_cli(["export", str(weights), "-o", str(tmp_path / "n.onnx"), "--quantize", "int8",
+                              "--calib-dir", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "data folder not found" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "n.onnx").exists() and not (tmp_path / "n-int8.onnx").exists()
 
 
 def _psnr_protocol(den, folder: Path, n: int, sigma: float = 25.0, channels: int = 1) -> float:

@@ -229,6 +229,19 @@ def test_camera_noise_reduction_correlates_the_noise() -> None:
     assert abs(_lag1(white)) < 0.05
 
 
+def test_camera_reference_options_change_the_target_only() -> None:
+    """refsharpen and refblur shape the training target; the noisy photo is the same shot."""
+    clean = _scene()
+    base = "camera:shot=0.002,quality=0,sharpen=1,chroma=0,luma=0"
+    noisy, ref, _ = parse_noise(base).sample_pair(clean, rng(4))
+    n_soft, soft, _ = parse_noise(base + ",refsharpen=0,refblur=1").sample_pair(clean, rng(4))
+    assert np.array_equal(noisy, n_soft)
+    grad = lambda a: float(np.mean(np.abs(np.diff(a, axis=1))))  # noqa: E731 - edge energy
+    assert grad(soft) < 0.8 * grad(ref)
+    with pytest.raises(ImDenoiseError, match="refblur"):
+        parse_noise("camera:refblur=5")
+
+
 def test_camera_spec_errors_name_the_parameter() -> None:
     with pytest.raises(NoiseSpecError, match="quality"):
         parse_noise("camera:quality=120")

@@ -107,6 +107,9 @@ def test_denoise_in_the_browser(server, browser, gray_image, tmp_path):
     assert "30%" in page.eval_on_selector("#after-clip", "el => el.style.clipPath")
     page.eval_on_selector("#compare-slider", "el => { el.value = 50; el.dispatchEvent(new Event('input')); }")
     assert page.eval_on_selector("#after", "el => el.naturalWidth") == 240
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == 240  # fit never enlarges
+    handle = page.eval_on_selector(".handle", "el => el.getBoundingClientRect().toJSON()")
+    assert handle["width"] >= 24 and handle["height"] >= 24  # a handle to grab, not only a 2 px line
     page.screenshot(path=str(tmp_path / "server.png"), full_page=True)
     if os.environ.get("IMDENOISE_UPDATE_SCREENSHOT"):
         DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +152,32 @@ def test_page_reports_errors(server, browser, tmp_path):
     page.close()
 
 
+def test_view_fits_large_images_and_zooms_to_actual_pixels(server, browser, tmp_path):
+    """Fit: as wide as the panel; 1:1: one image pixel per screen pixel, scrolled. BMP and NPY offered."""
+    wide = tmp_path / "wide.png"
+    ramp = np.tile(np.linspace(0, 255, 1600).astype(np.uint8), (120, 1))
+    Image.fromarray(ramp).save(wide)
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(server)
+    accept = page.get_attribute("#file", "accept")
+    assert ".bmp" in accept and ".npy" in accept and "BMP" in page.inner_text("#drop-text")
+    page.wait_for_selector("#method option[value='gaussian']", state="attached")
+    page.select_option("#method", "gaussian")
+    page.set_input_files("#file", str(wide))
+    page.click("#denoise")
+    page.wait_for_selector("#result", state="visible", timeout=60_000)
+    fit = page.eval_on_selector("#compare", "el => el.clientWidth")
+    panel = page.eval_on_selector("#viewport", "el => el.clientWidth")
+    assert fit == panel < 1600 and "shown at" in page.inner_text("#view-size")
+    page.click("#zoom")
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == 1600
+    assert page.eval_on_selector("#viewport", "el => el.scrollWidth > el.clientWidth")
+    assert "1600 x 120 pixels, shown at 100%" in page.inner_text("#view-size")
+    page.click("#zoom")
+    assert page.eval_on_selector("#compare", "el => el.clientWidth") == fit
+    page.close()
+
+
 def test_tiff_upload_gets_a_preview(server, browser, gray_image, tmp_path):
     tifffile = pytest.importorskip("tifffile")
     arr = np.round(gray_image[:64, :64, 0] * 65535).astype(np.uint16)
@@ -179,8 +208,9 @@ def test_api_docs_render_offline(server, browser):
 def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
     """A real noisy camera JPEG (a PolyU Canon crop, with its reference) when the sets are present;
     else the bundled sample through the camera-noise model, as a JPEG (reference: the camera's)."""
-    datasets = Path(os.environ.get("IMDENOISE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    pair = datasets / "real" / "polyu-canon" / "Canon5D2_5_160_6400_desk_10_real.JPG"
+    from conftest import DATASETS
+
+    pair = DATASETS / "real" / "polyu-canon" / "Canon5D2_5_160_6400_desk_10_real.JPG"
     out = tmp_path / "camera photo.jpg"
     if pair.is_file():
         with Image.open(pair) as noisy, Image.open(str(pair).replace("_real", "_mean")) as ref:

@@ -264,3 +264,54 @@ def test_auto_precision_follows_the_hardware(image_dir: Path, tmp_path: Path, mo
     assert trainer.precision == ("bf16" if native else "fp32")
     with trainer._autocast():
         assert torch.is_autocast_enabled("cpu") is native
+
+
+def test_recipe_paths_are_read_from_the_recipe_folder_not_the_current_one(
+        image_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe works from any folder: relative data paths from its own folder, $IMDENOISE_DATASETS
+    from the environment, overrides from the current folder; a run's saved config is absolute."""
+    import yaml
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    raw = _raw(image_dir, tmp_path / "run")
+    raw["data"]["train"] = [os.path.relpath(image_dir, recipes)]
+    raw["data"]["val"] = ["$IMDENOISE_DATASETS/val"]
+    raw["model"]["init_weights"] = "gray"  # a shipped model's name stays a name
+    (recipes / "r.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("IMDENOISE_DATASETS", str(tmp_path / "sets"))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(recipes / "r.yaml", ["data.noisy=[]", "data.paired=null"])
+    assert Path(cfg.data.train[0]) == image_dir.resolve()
+    assert cfg.data.val == [str(tmp_path / "sets" / "val")] and cfg.model.init_weights == "gray"
+    cfg = load_config(recipes / "r.yaml", ["data.val=[here]"])
+    assert cfg.data.val == [str(tmp_path / "here")]  # typed on the command line: the current folder's
+    monkeypatch.setenv("IMDENOISE_DATASETS", str(tmp_path / "nowhere"))
+    raw["data"]["train"] = ["$IMDENOISE_DATASETS/train400"]
+    raw["model"]["init_weights"] = None
+    (recipes / "r.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="data folder not found: .*nowhere/train400; .* set IMDENOISE_DATASETS"):
+        Trainer(load_config(recipes / "r.yaml"))
+
+
+def test_a_shipped_name_as_init_weights_starts_from_that_model(image_dir: Path, tmp_path: Path) -> None:
+    from imdenoise.weights_io import SHIPPED_DIR, load_model
+
+    raw = _raw(image_dir, tmp_path / "run")
+    raw["model"] = {"architecture": "unet", "init_weights": "gray",
+                    "config": {"widths": [64, 96, 192], "blocks_per_level": [4, 2, 2]}}
+    trainer = Trainer(load_config(raw=raw))
+    shipped, _ = load_model(SHIPPED_DIR / "gray.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.state_dict().values(), shipped.state_dict().values()))
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_validates_and_points_into_the_datasets_root(
+        recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMDENOISE_DATASETS", str(tmp_path / "sets"))
+    monkeypatch.chdir(tmp_path)  # not the checkout: the recipe must not depend on the current folder
+    cfg = load_config(recipe)
+    sources = [*cfg.data.train, *cfg.data.noisy, *(cfg.data.paired or ()), *cfg.data.val, cfg.data.val_pairs]
+    made = [s for s in sources if s and "/runs/" in s]  # made by a documented command into the checkout's runs/
+    assert all(s.startswith(str(ROOT / "runs")) for s in made), made
+    assert all(s.startswith(str(tmp_path / "sets")) for s in sources if s and s not in made), sources

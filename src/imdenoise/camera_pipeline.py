@@ -55,10 +55,11 @@ class CameraParams:
     sharpen: float  # unsharp-mask amount (radius 1 pixel); 0 = off
     quality: int  # JPEG quality; 0 = no JPEG
     reference_sharpen: float = 1.0  # share of the sharpening the reference gets (0: an unsharpened target)
+    reference_blur: float = 0.0  # Gaussian sigma (pixels) softening the reference, as a burst's mean is softer
 
 
 def random_params(rng: np.random.Generator, shot: float, quality: int, sharpen: float, chroma_nr: float,
-                  luma_nr: float, reference_sharpen: float = 1.0) -> CameraParams:
+                  luma_nr: float, reference_sharpen: float = 1.0, reference_blur: float = 0.0) -> CameraParams:
     """A random camera (colour matrix, white balance, demosaicing) with the given noise and processing."""
     weights = rng.uniform(1e-8, 1.0, size=len(XYZ2CAMS))
     xyz2cam = np.tensordot(weights / weights.sum(), XYZ2CAMS, axes=1)
@@ -71,7 +72,7 @@ def random_params(rng: np.random.Generator, shot: float, quality: int, sharpen: 
         shot=float(shot), read=float(np.exp(log_read)),
         demosaic=DEMOSAIC_METHODS[int(rng.integers(len(DEMOSAIC_METHODS)))],
         chroma_nr=float(chroma_nr), luma_nr=float(luma_nr), sharpen=float(sharpen), quality=int(quality),
-        reference_sharpen=float(reference_sharpen))
+        reference_sharpen=float(reference_sharpen), reference_blur=float(reference_blur))
 
 
 def _inverse_smoothstep(x: np.ndarray) -> np.ndarray:
@@ -185,6 +186,8 @@ def simulate(clean: np.ndarray, p: CameraParams, rng: np.random.Generator) -> tu
     raw = mosaic(unprocess(src, p))
     rendered = process(raw, p)
     reference = sharpen(rendered, p.sharpen * p.reference_sharpen)
+    if p.reference_blur > 0:  # the mean of a hand-held or jittered burst is softer than any one frame
+        reference = gaussian_filter(reference, (p.reference_blur, p.reference_blur, 0.0), mode="reflect")
     noise = noise_reduction(process(add_raw_noise(raw, p, rng), p) - rendered, p.chroma_nr, p.luma_nr)
     noisy = sharpen(rendered + noise, p.sharpen)
     noisy = jpeg(noisy, p.quality) if p.quality > 0 else np.clip(noisy, 0.0, 1.0)

@@ -23,11 +23,18 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
 
 
+def missing_data_hint(path: Path) -> str:
+    """How to provide a missing standard set, for paths under the datasets' root (else nothing)."""
+    from imdenoise.paths import DATASETS_HINT, under_datasets_root
+
+    return f"; {DATASETS_HINT}" if under_datasets_root(path) else ""
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files of a folder, sorted by name (the benchmark protocol's order)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"data folder not found: {folder}")
+        raise ConfigError(f"data folder not found: {folder}{missing_data_hint(folder)}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ConfigError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
@@ -49,7 +56,8 @@ def read_idx_images(path: str | Path) -> list[np.ndarray]:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as exc:
-        raise ConfigError(f"{path}: cannot read IDX file ({exc})") from None
+        hint = missing_data_hint(Path(path)) if not Path(path).exists() else ""
+        raise ConfigError(f"{path}: cannot read IDX file ({exc.strerror or exc}){hint}") from None
     if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
         raise ConfigError(f"{path}: not an IDX3 image file (bad magic number)")
     n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))

@@ -119,7 +119,8 @@ class ModelDenoiser:
         self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
         self._fn = torch.compile(self.model) if self.options.compile else self.model
 
-    def _sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
+    def sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
+        """The level handed to the network: the given sigma, else the estimate clamped to the trained range."""
         if sigma is not None:
             return checked_sigma(sigma, self.name)
         if not self.model.noise_conditioned:
@@ -161,7 +162,7 @@ class ModelDenoiser:
             if color.shape[-1] != self.channels and self.channels != 1:
                 raise ImDenoiseError(f"model {self.name!r} expects {self.channels}-channel images, got "
                                      f"{color.shape[-1]}; use a gray model (or 'default') for gray images")
-            prepared.append((color, alpha, was_2d, self._sigma_for(color, sigma)))
+            prepared.append((color, alpha, was_2d, self.sigma_for(color, sigma)))
         results: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
         for i, (color, _, _, s) in enumerate(prepared):

@@ -303,6 +303,7 @@ class CameraNoise(NoiseModel):
     chroma: Param = (0.0, 4.0)
     luma: Param = (0.0, 1.5)
     refsharpen: Param = 1.0
+    refblur: Param = 0.0
     kind: ClassVar[str] = "camera"
     required: ClassVar[int] = 0
     limits: ClassVar = {"shot": (1e-6, 0.1, "raw shot-noise gain, drawn log-uniformly"),
@@ -310,7 +311,8 @@ class CameraNoise(NoiseModel):
                         "sharpen": (0.0, 3.0, "in-camera unsharp-mask amount"),
                         "chroma": (0.0, 8.0, "in-camera chroma noise reduction, blur sigma in pixels"),
                         "luma": (0.0, 4.0, "in-camera luma noise reduction, blur sigma in pixels"),
-                        "refsharpen": (0.0, 1.0, "share of the sharpening the training reference gets")}
+                        "refsharpen": (0.0, 1.0, "share of the sharpening the training reference gets"),
+                        "refblur": (0.0, 2.0, "Gaussian blur sigma (pixels) of the training reference")}
     weaker_high: ClassVar = frozenset({"quality"})
 
     def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
@@ -323,7 +325,7 @@ class CameraNoise(NoiseModel):
         shot = lo if lo == hi else float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
         quality = int(round(_draw(self.quality, rng)))
         params = random_params(rng, shot, quality, _draw(self.sharpen, rng), _draw(self.chroma, rng),
-                               _draw(self.luma, rng), _draw(self.refsharpen, rng))
+                               _draw(self.luma, rng), _draw(self.refsharpen, rng), _draw(self.refblur, rng))
         gray = clean.ndim == 3 and clean.shape[2] == 1
         rgb = np.repeat(clean, 3, axis=2) if gray else clean
         noisy, reference = simulate(rgb, params, rng)

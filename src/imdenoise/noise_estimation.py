@@ -71,7 +71,7 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
     while patch > 3 and (h - patch + 1) * (w - patch + 1) < 10 * patch * patch:
         patch -= 1  # small images: smaller patches, so that samples outnumber dimensions
     if min(h, w) < patch:
-        raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[0]}x{channel.shape[1]} "
+        raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[1]}x{channel.shape[0]} "
                              "image (at least 3x3 pixels needed); give sigma explicitly")
     if not np.all(np.isfinite(channel)):  # eigvalsh would fail with LinAlgError
         raise ImDenoiseError("cannot estimate the noise level of an image with NaN or infinite values")

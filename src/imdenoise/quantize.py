@@ -11,7 +11,6 @@ training images put nearly all of the int8 loss there; the coarser levels are qu
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,27 @@ CALIB_SIGMAS = (5.0, 15.0, 25.0, 35.0, 50.0)
 
 
 def default_calibration_dir(channels: int) -> Path:
-    """The shared training set matching the channel count (never a test set)."""
-    root = Path(os.environ.get("IMDENOISE_DATASETS", Path(__file__).resolve().parents[3] / "shared" / "datasets"))
-    return root / DEFAULT_CALIB_DIRS.get(channels, DEFAULT_CALIB_DIRS[3])
+    """The standard training set matching the channel count, under $IMDENOISE_DATASETS (never a test set)."""
+    from imdenoise.paths import datasets_root
+
+    return datasets_root() / DEFAULT_CALIB_DIRS.get(channels, DEFAULT_CALIB_DIRS[3])
+
+
+def calibration_source(calib_dir: str | Path | None, channels: int, n_images: int) -> tuple[Path, int]:
+    """(folder, crops per image): the given folder, else the bundled sample photos cut into n_images crops.
+
+    Checked before anything is exported, so that a bad folder fails before a file is written."""
+    from imdenoise.data import list_images
+    from imdenoise.paths import ASSETS_DIR
+
+    if calib_dir is not None:
+        folder = Path(calib_dir)
+        if "test" in folder.parts:
+            raise ImDenoiseError(f"{folder}: refusing to calibrate on a test set; use training images")
+        list_images(folder)  # a missing or empty folder: its own one-line error
+        return folder, 1
+    bundled = len(list_images(ASSETS_DIR))
+    return ASSETS_DIR, max(1, -(-n_images // bundled))
 
 
 def calibration_batches(folder: str | Path, channels: int, n_images: int = 8, patch: int = 128,
@@ -40,8 +57,6 @@ def calibration_batches(folder: str | Path, channels: int, n_images: int = 8, pa
     from imdenoise.data import list_images, load_images, random_crop
 
     folder = Path(folder)
-    if "test" in folder.parts:
-        raise ImDenoiseError(f"{folder}: refusing to calibrate on a test set; use training images")
     images = load_images(list_images(folder)[:n_images], channels)
     rng = np.random.default_rng(seed)
     out = []
@@ -143,8 +158,9 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         raise ImDenoiseError(f"unknown keep-float choice {keep_float!r}; choose from {', '.join(KEEP_FLOAT)}")
     _, meta = read_onnx_info(fp32_path)
     channels = int(meta.get("imdenoise.in_channels", 1))
-    folder = Path(calib_dir) if calib_dir else default_calibration_dir(channels)
-    batches = calibration_batches(folder, channels, n_images, patch, sigmas=sigmas, per_image=per_image)
+    folder, crops = calibration_source(calib_dir, channels, n_images)
+    batches = calibration_batches(folder, channels, n_images, patch, sigmas=sigmas,
+                                  per_image=per_image if calib_dir is not None else crops)
     names = [i.name for i in _session(fp32_path).get_inputs()]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
@@ -179,7 +195,9 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
               "decoder0": ", head, tail and last decoder stage float32"}[keep_float]
     keep["imdenoise.quantization"] = (f"static {calibration}"
                                       + (f" {percentile:g}" if calibration == "percentile" else "")
-                                      + f", calibrated on {len(batches)} patches of {n_images} images of {folder.name}"
+                                      + f", calibrated on {len(batches)} patches of "
+                                      + (f"{n_images} images of {folder.name}" if calib_dir is not None
+                                         else "the bundled sample photos")
                                       + floats if method == "static" else "dynamic")
     del proto.metadata_props[:]
     for k, v in keep.items():

@@ -66,9 +66,11 @@ class Trainer:
         self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
         if cfg.model.init_weights:
             from imdenoise.models.grow import load_grown
-            from imdenoise.weights_io import load_model
+            from imdenoise.weights_io import SHIPPED_DIR, load_model
 
-            src, _ = load_model(cfg.model.init_weights)
+            init = cfg.model.init_weights  # a path, or a shipped model's name ("color")
+            shipped = SHIPPED_DIR / f"{init}.safetensors"
+            src, _ = load_model(shipped if "/" not in init and shipped.is_file() else init)
             added = load_grown(self.model, src, cfg.model.init_weights)
             if added and self.is_main:
                 log.info("grew %s by %d branches that start as no-ops (residual blocks, refinement): %s",
@@ -304,7 +306,7 @@ def export_run(run_dir: str | Path, path: str | Path | None = None) -> Path:
     from imdenoise.train_config import load_config
 
     run_dir = Path(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", paths_from_file=False)
     found = ckpt.latest_good(run_dir)
     if found is None:
         raise ConfigError(f"{run_dir}: no intact checkpoint to export")

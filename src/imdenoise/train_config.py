@@ -21,7 +21,8 @@ class ModelSection(_Strict):
 
     architecture: str = "unet"
     config: dict[str, Any] = Field(default_factory=dict)
-    init_weights: str | None = Field(None, description="start from these weights (fine-tuning)")
+    init_weights: str | None = Field(None, description=(
+        "start from these weights (fine-tuning): a shipped model's name or a weights file"))
 
 
 class DataSection(_Strict):
@@ -213,9 +214,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+DATA_PATH_KEYS = (("data", "train"), ("data", "paired"), ("data", "noisy"), ("data", "val"), ("data", "val_pairs"),
+                  ("model", "init_weights"))
+
+
+def resolve_paths(raw: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """The recipe's data and weights paths made absolute (paths.resolve_data_path); shipped model names kept."""
+    from imdenoise.paths import resolve_data_path
+
+    for section, key in DATA_PATH_KEYS:
+        node = raw.get(section)
+        if not isinstance(node, dict) or not node.get(key):
+            continue
+        value = node[key]
+        if key == "init_weights" and isinstance(value, str) and "/" not in value and not value.endswith(
+                (".safetensors", ".pt", ".pth")):
+            continue  # a shipped model's name
+        if isinstance(value, str):
+            node[key] = resolve_data_path(value, base)
+        elif isinstance(value, (list, tuple)):
+            node[key] = [resolve_data_path(v, base) if isinstance(v, str) else v for v in value]
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
-                raw: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a YAML recipe (safe loader), apply overrides, validate; ConfigError names every bad field."""
+                raw: dict[str, Any] | None = None, *, paths_from_file: bool = True) -> TrainConfig:
+    """Read a YAML recipe (safe loader), apply overrides, validate; ConfigError names every bad field.
+
+    A recipe's relative data paths are read from the recipe's folder (`paths_from_file`; a run folder's
+    saved config holds absolute ones), overrides' from the current folder."""
     source = str(path) if path else "config"
     if raw is None:
         if path is None:
@@ -224,7 +251,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = parse_config_file(p) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: a config must be a mapping of sections")
-    raw = apply_overrides(raw, overrides or [])
+        raw = resolve_paths(raw, p.resolve().parent if paths_from_file else Path.cwd())
+    raw = resolve_paths(apply_overrides(raw, overrides or []), Path.cwd())
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:

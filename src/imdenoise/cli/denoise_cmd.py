@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import sys
@@ -45,6 +46,8 @@ def output_paths(files: list[Path], output: Path, suffix: str | None) -> list[Pa
     """One input and an output with an image extension -> that file; otherwise files inside a folder."""
     if len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         return [output]
+    if output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise ImDenoiseError(f"{output}: {len(files)} inputs need an output folder, not an image file name")
     if output.suffix and not output.is_dir():  # `-o out.gif` is a typo'd format, not a folder name
         raise ImDenoiseError(f"{output}: unsupported output type {output.suffix!r} (supported: "
                              f"{', '.join(sorted(IMAGE_SUFFIXES))}); to write into a folder of this name, create it first")
@@ -83,6 +86,8 @@ def denoise(
     suffix: Optional[str] = typer.Option(None, "--suffix", help="Output extension for folder output, e.g. .png (default: the input's)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output sample type: uint8, uint16 or float32 (default: the input's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    json_lines: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of a line of text."),
 ) -> None:
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
@@ -116,19 +121,62 @@ def denoise(
                 plans = [denoiser.plan(f.data, sigma) for f in frames]
                 clean = [denoiser.run(p, f.data) for p, f in zip(plans, frames)]
                 seconds = time.perf_counter() - start
-                what = plans[0].describe()  # may make the coarse estimate for the report: not timed
+                what = plan_report(plans[0])  # may make the coarse estimate for the report: not timed
             else:
                 clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
                 seconds = time.perf_counter() - start
-                what = f"{getattr(denoiser, 'name', 'method')}" + ("" if sigma is None else f", sigma {sigma:g}")
+                what = method_report(denoiser, frames[0].data, sigma)
             write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
-            tqdm.write(f"{src} -> {dst}: {what}, {seconds:.2f} s")
+            record = {"input": str(src), "output": str(dst), **what, **size_report(frames), "seconds": round(seconds, 3)}
+            if json_lines:
+                tqdm.write(json.dumps(record))
+            elif not quiet:
+                tqdm.write(report_line(record))
         except ImDenoiseError as exc:
             failures += 1
             msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"  # name the file the error is about
             typer.echo(f"error: {msg}", err=True)
     if failures:
         raise typer.Exit(code=2)
+
+
+def plan_report(plan) -> dict:
+    """What `default` did with one image: the model it chose, the noise kind and the level it used."""
+    e = plan.estimate
+    if e is None:
+        return {"model": plan.model.name, "noise": "gaussian", "sigma": plan.sigma, "sigma_source": "given"}
+    return {"model": plan.model.name, "noise": e.kind, "sigma": round(float(e.level), 2), "sigma_source": "estimated"}
+
+
+def method_report(denoiser, image, sigma: float | None) -> dict:
+    """What a named model or method did: its name and the level it was given, or the one it estimated."""
+    from imdenoise.noise import estimate_sigma
+
+    name = str(getattr(denoiser, "name", "method"))
+    if sigma is not None:
+        return {"model": name, "noise": None, "sigma": sigma, "sigma_source": "given"}
+    blind = not getattr(getattr(denoiser, "model", None), "noise_conditioned", True)
+    if callable(getattr(denoiser, "sigma_for", None)) and not blind:
+        value = denoiser.sigma_for(image, None)  # what the network was given: clamped to its trained range
+    else:
+        value = float(estimate_sigma(image))  # what a classical method used; a blind network's is for the report
+    source = "estimated, blind model" if blind else "estimated"
+    return {"model": name, "noise": None, "sigma": round(float(value), 2), "sigma_source": source}
+
+
+def size_report(frames) -> dict:
+    """Width, height, channels and pages of what was denoised (width first, as every message says)."""
+    h, w, c = frames[0].data.shape
+    return {"width": int(w), "height": int(h), "channels": int(c) + (frames[0].alpha is not None),
+            "pages": len(frames)}
+
+
+def report_line(r: dict) -> str:
+    """The one line `denoise` prints per image."""
+    noise = f", {r['noise']} noise" if r["noise"] else ""
+    pages = f", {r['pages']} pages" if r["pages"] > 1 else ""
+    return (f"{r['input']} -> {r['output']}: {r['model']}{noise}, level {r['sigma']:g} ({r['sigma_source']}), "
+            f"{r['width']}x{r['height']}x{r['channels']}{pages}, {r['seconds']:.2f} s")
 
 
 def models() -> None:

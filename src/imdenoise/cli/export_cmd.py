@@ -15,7 +15,7 @@ def export(
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     quantize: str = typer.Option("none", "--quantize", help="'none' or 'int8' (also writes the int8 model)."),
     method: str = typer.Option("static", "--method", help="int8 method: 'static' (calibrated) or 'dynamic'."),
-    calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Training images for int8 calibration."),
+    calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Training images for int8 calibration [default: the bundled sample photos]."),
     calib_images: int = typer.Option(16, "--calib-images", help="Number of calibration images."),
     calibration: str = typer.Option("percentile", "--calibration", help="minmax, percentile or entropy."),
     channels: int = typer.Option(1, "--channels", help="Input channels when MODEL is an architecture name."),
@@ -32,17 +32,27 @@ def export(
     if output.suffix != ".onnx":
         raise ImDenoiseError(f"{output}: output must end in .onnx")
     net, card = resolve_model(model, channels, arch)
+    q_out = output.with_name(output.stem + "-int8.onnx")
+    if quantize == "int8":  # everything int8 needs is checked before the fp32 file is written
+        from imdenoise.quantize import calibration_source
+
+        if q_out.exists() and not overwrite:
+            raise ImDenoiseError(f"{q_out}: file exists (pass --overwrite to replace it)")
+        calibration_source(calib_dir, net.in_channels, calib_images)
+    existed = output.exists()
     rep = export_onnx(net, card, output, opset=opset, atol=atol, overwrite=overwrite)
     typer.echo(f"{rep.path}: {rep.bytes / 1e6:.1f} MB, opset {rep.opset}, "
                f"max |onnxruntime - torch| = {rep.max_abs_diff:.2g} on sizes {list(rep.sizes)}")
     if quantize == "int8":
         from imdenoise.quantize import quantize_int8
 
-        q_out = output.with_name(output.stem + "-int8.onnx")
-        if q_out.exists() and not overwrite:
-            raise ImDenoiseError(f"{q_out}: file exists (pass --overwrite to replace it)")
-        q = quantize_int8(output, q_out, method=method,  # type: ignore[arg-type]
-                          calib_dir=calib_dir, n_images=calib_images, calibration=calibration)
+        try:
+            q = quantize_int8(output, q_out, method=method,  # type: ignore[arg-type]
+                              calib_dir=calib_dir, n_images=calib_images, calibration=calibration)
+        except BaseException:
+            if not existed:  # a failed export leaves nothing behind
+                output.unlink(missing_ok=True)
+            raise
         typer.echo(f"{q.path}: {q.bytes / 1e6:.1f} MB, {q.method} int8, PSNR of int8 vs fp32 output on "
                    f"calibration patches {q.psnr_vs_fp32:.1f} dB (max abs diff {q.max_abs_diff:.3g})")
 

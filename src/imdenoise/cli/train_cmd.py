@@ -33,7 +33,7 @@ def train(
         cfg_path = resume / "config.yaml"
         if not cfg_path.is_file():
             raise ConfigError(f"{resume}: not a run directory (no config.yaml)")
-        cfg = load_config(cfg_path, set_)
+        cfg = load_config(cfg_path, set_, paths_from_file=False)  # a run saves absolute paths
         result = run_training(cfg, resume, resume=True)
     else:
         if config is None:

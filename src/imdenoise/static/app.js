@@ -175,6 +175,7 @@ async function denoise() {
     setSplit(50);
     $("compare-slider").value = 50;
     $("result").hidden = false;
+    layoutCompare();
     setProgress(null);
   } catch (e) {
     setProgress(null);
@@ -221,6 +222,21 @@ async function downloadTiff() {
   }
 }
 
+// Fit: the image as wide as the panel at most, never enlarged (a 400 px image stays 400 px wide);
+// 1:1: one image pixel per screen pixel, scrolling when larger than the panel.
+function layoutCompare() {
+  const img = $("before");
+  const w = img.naturalWidth || $("after").naturalWidth;
+  const h = img.naturalHeight || $("after").naturalHeight;
+  if (!w) return;
+  const actual = $("zoom").getAttribute("aria-pressed") === "true";
+  const fit = Math.min(w, $("viewport").clientWidth || w);
+  $("compare").style.width = `${actual ? w : fit}px`;
+  $("compare").classList.toggle("actual", actual);
+  const shown = actual ? 100 : Math.round((100 * fit) / w);
+  $("view-size").textContent = `${w} x ${h} pixels, shown at ${shown}%`;
+}
+
 function setSplit(percent) {
   $("after-clip").style.clipPath = `inset(0 0 0 ${percent}%)`;
   $("divider").style.left = `${percent}%`;
@@ -249,6 +265,12 @@ function init() {
   $("denoise").addEventListener("click", denoise);
   $("download-tiff").addEventListener("click", downloadTiff);
   $("compare-slider").addEventListener("input", (ev) => setSplit(ev.target.value));
+  $("zoom").addEventListener("click", () => {
+    const zoom = $("zoom");
+    zoom.setAttribute("aria-pressed", zoom.getAttribute("aria-pressed") === "true" ? "false" : "true");
+    layoutCompare();
+  });
+  window.addEventListener("resize", layoutCompare);
   loadMethods();
 }
 

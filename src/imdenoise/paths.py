@@ -1,0 +1,38 @@
+"""Where data lives: the standard datasets' root (IMDENOISE_DATASETS) and recipe-relative paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATASETS_ENV = "IMDENOISE_DATASETS"
+DATASETS_TOKEN = "$" + DATASETS_ENV  # a recipe path may start with it: $IMDENOISE_DATASETS/train/bsd400
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"  # the bundled sample photos
+DATASETS_HINT = (f"the standard sets are not part of the package: put them in one folder and set {DATASETS_ENV} "
+                 "to it (README, 'Data')")
+
+
+def datasets_root() -> Path:
+    """The standard datasets' folder: $IMDENOISE_DATASETS, else `../shared/datasets` beside the checkout."""
+    env = os.environ.get(DATASETS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "datasets"
+
+
+def resolve_data_path(value: str, base: Path | None) -> str:
+    """A recipe's data path made absolute: $IMDENOISE_DATASETS expanded, relative paths read from `base`."""
+    for token in (DATASETS_TOKEN, "${" + DATASETS_ENV + "}"):
+        if value == token or value.startswith(token + "/"):
+            return str(datasets_root() / value[len(token) + 1:]) if value != token else str(datasets_root())
+    path = Path(value).expanduser()
+    if base is None or path.is_absolute():
+        return str(path)
+    return str((base / path).resolve())
+
+
+def under_datasets_root(path: Path) -> bool:
+    """Whether a path points into the standard datasets' folder (a missing one then needs the hint)."""
+    try:
+        path.resolve().relative_to(datasets_root().resolve())
+        return True
+    except ValueError:
+        return False
