@@ -37,3 +37,7 @@ class WeightsError(ImDenoiseError):
 
 class UnknownMethodError(ImDenoiseError):
     """A model or method name is not in the registry and is not a path to a weights file."""
+
+
+class RunWriteError(ImDenoiseError):
+    """A training run cannot write its folder (read-only, full disk); the message says how to continue."""

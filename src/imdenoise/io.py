@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]"]
 _MAX_PIXELS_ENV = "IMDENOISE_MAX_PIXELS"
 _BUILTIN_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PAGES = 1000  # multi-page TIFF: more pages are refused (raise with --max-pages)
 _SCALE = {"uint8": 255.0, "uint16": 65535.0}
 
 
@@ -84,11 +85,14 @@ def read_image(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     return _to_image(_read_single(path, fmt, max_pixels), path)
 
 
-def read_frames(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Image]:
-    """Read every page of a multi-page TIFF as its own `Image` (other formats give one frame)."""
+def read_frames(path: PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                max_pages: int | None = DEFAULT_MAX_PAGES) -> list[Image]:
+    """Read every page of a multi-page TIFF as its own `Image` (other formats give one frame); more
+    than `max_pages` pages (None: no limit) is refused while walking them, before decoding the rest."""
     path, fmt = _check_input(path)
     if fmt == "TIFF":
-        return [_to_image(frame, path) for frame in fmts.read_tiff(path, max_pixels, first_only=False)]
+        return [_to_image(frame, path) for frame in fmts.read_tiff(path, max_pixels, first_only=False,
+                                                                   max_pages=max_pages)]
     return [_to_image(_read_single(path, fmt, max_pixels), path)]
 
 

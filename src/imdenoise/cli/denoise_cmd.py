@@ -83,11 +83,13 @@ def denoise(
     suffix: Optional[str] = typer.Option(None, "--suffix", help="Output extension for folder output, e.g. .png (default: the input's)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output sample type: uint8, uint16 or float32 (default: the input's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    max_pages: int = typer.Option(1000, "--max-pages", min=1,
+                                  help="Most pages read from one multi-page TIFF (more is an error)."),
 ) -> None:
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.denoiser import checked_sigma
+    from imdenoise.denoiser import check_finite_output, checked_sigma
     from imdenoise.inference import load
     from imdenoise.io import read_frames, write_frames
 
@@ -108,7 +110,7 @@ def denoise(
     bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
     for src, dst in bar:
         try:
-            frames = read_frames(src)  # every page of a multi-page TIFF, else one image
+            frames = read_frames(src, max_pages=max_pages)  # every page of a multi-page TIFF, else one image
             if len(frames) > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
                 raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
             start = time.perf_counter()
@@ -121,6 +123,8 @@ def denoise(
                 clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
                 seconds = time.perf_counter() - start
                 what = f"{getattr(denoiser, 'name', 'method')}" + ("" if sigma is None else f", sigma {sigma:g}")
+            for page in clean:
+                check_finite_output(page, str(src))  # never write a NaN result as an image
             write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
             tqdm.write(f"{src} -> {dst}: {what}, {seconds:.2f} s")
         except ImDenoiseError as exc:
