@@ -131,6 +131,11 @@ class NoiseEstimate:
             self._coarse = estimate_sigma(self._image, stride=2)
         return self._coarse
 
+    def release(self) -> None:
+        """Drop the reference to the image, so a caller done with it can free it; only estimates already
+        made (by `describe`, `photo_like`) can be asked for afterwards."""
+        self._image = None
+
     @property
     def correlated(self) -> bool:
         """Spatially correlated noise (camera photo, JPEG) rather than white noise."""
