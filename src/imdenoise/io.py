@@ -143,9 +143,13 @@ def _read_single(path: Path, fmt: str, max_pixels: int | None) -> fmts.RawFrame:
 def _to_image(frame: fmts.RawFrame, path: Path) -> Image:
     """Split alpha off and scale integer samples to float32 [0, 1]."""
     arr = frame.array
+    if arr.size == 0:  # e.g. a 0x10 NPY: nothing to denoise, and nothing could be written back
+        raise ImageReadError(f"{path}: image has no pixels (shape {arr.shape[:2]})")
     dtype = np.dtype(arr.dtype)
     scale = _SCALE.get(dtype.name)
-    as_float = arr.astype(np.float32) / np.float32(scale) if scale else arr.astype(np.float32, copy=False)
+    as_float = arr.astype(np.float32, copy=scale is not None)
+    if scale:
+        as_float /= np.float32(scale)  # in place: one float32 copy of the image, not two
     alpha = None
     if arr.shape[-1] in (2, 4):
         alpha = np.ascontiguousarray(as_float[..., -1])

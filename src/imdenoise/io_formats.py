@@ -72,8 +72,7 @@ def check_pixels(path: Path, width: int, height: int, max_pixels: int | None) ->
         raise ImageTooLargeError(
             f"{path}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit "
             f"of {max_pixels / 1e6:g} megapixels (a decompression-bomb guard; raise it with "
-            f"max_pixels=... or the IMDENOISE_MAX_PIXELS environment variable)"
-        )
+            f"max_pixels=... or the IMDENOISE_MAX_PIXELS environment variable)", width, height)
 
 
 def _corrupt(path: Path, fmt: str, exc: BaseException) -> ImageReadError:
