@@ -4,6 +4,12 @@
         peak RSS of `imdenoise denoise IN.png -o OUT.png` on noisy colour photos of N megapixels
     python benchmarks/hardening.py tiff-pages [--pages 1000000]
         seconds and peak RSS of `imdenoise denoise` on a TIFF of that many 1x1 pages (refused)
+    python benchmarks/hardening.py server-idle [--connections 1100]
+        /health while that many idle TCP connections are open (server's open-file limit 1024), log size
+    python benchmarks/hardening.py server-burst [--clients 128] [--mib 25]
+        peak and after-burst RSS of `imdenoise serve` when that many clients upload at once
+    python benchmarks/hardening.py server-bpp [--methods a,b] [--side 1000]
+        peak memory per pixel of one server job (gray and colour) for every offered method
 
 Each measured command runs in its own process; its peak RSS is the kernel's (wait4's ru_maxrss).
 """
@@ -55,7 +61,10 @@ def noisy_photo(width: int, height: int, sigma: float = 15.0, seed: int = 0) -> 
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    """The measured processes' environment: this tree's src (or IMDENOISE_BENCH_SRC, e.g. an older
+    checkout's, for a before/after figure), one OpenMP thread unless set."""
+    src = os.environ.get("IMDENOISE_BENCH_SRC", str(ROOT / "src"))
+    return {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
 
 def cli_memory(sizes: list[int], method: str | None) -> None:
@@ -93,6 +102,204 @@ def tiff_pages(pages: int) -> None:
         print(f"| {pages} pages, {src.stat().st_size / 1e6:.0f} MB | {code} | {seconds:.1f} | {rss:.0f} | {err[:120]} |")
 
 
+class Server:
+    """`imdenoise serve` in its own process on a free port, its log in a file; a context manager."""
+
+    def __init__(self, tmp: Path, *args: str, nofile: int | None = None) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = tmp / "server.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+        def limits() -> None:
+            if nofile:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "imdenoise", "serve", "--port", str(self.port), *args],
+                                         stdout=log, stderr=subprocess.STDOUT, env=_env(), preexec_fn=limits)
+        self.wait_ready()
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        """Block until /health answers."""
+        import urllib.request
+
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                urllib.request.urlopen(self.url + "/health", timeout=2).read()
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def status(self, field: str) -> float:
+        """A /proc/PID/status field in MiB (VmRSS, VmHWM)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def fds(self) -> int:
+        """Open file descriptors of the server process."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def health_seconds(url: str, timeout: float = 5.0) -> float | None:
+    """Seconds one GET /health takes on a new connection, None if it fails or times out."""
+    import urllib.request
+
+    start = time.monotonic()
+    try:
+        urllib.request.urlopen(url + "/health", timeout=timeout).read()
+    except OSError:
+        return None
+    return time.monotonic() - start
+
+
+def server_idle(connections: int, seconds: float = 20.0) -> None:
+    """Open `connections` idle TCP connections to a server whose open-file limit is 1024, then probe
+    /health every half second; report successes, latency, the server's open files and its log size."""
+    import socket
+
+    print("| idle connections | /health ok | slowest /health (s) | server fds at end | log bytes | "
+          "log lines |\n|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="imdenoise-bench-") as tmp, Server(Path(tmp), nofile=1024) as srv:
+        socks = []
+        for _ in range(connections):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", srv.port))
+            socks.append(s)
+        probes, ok, slowest = 0, 0, 0.0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            took = health_seconds(srv.url)
+            probes += 1
+            if took is not None:
+                ok += 1
+                slowest = max(slowest, took)
+            time.sleep(0.5)
+        fds = srv.fds()
+        for s in socks:
+            s.close()
+        time.sleep(1)
+        text = srv.log.read_bytes()
+        if os.environ.get("IMDENOISE_BENCH_SHOW_LOG"):
+            print(text.decode(errors="replace")[-3000:])
+        lines = text.count(b"\n")
+        print(f"| {connections} for {seconds:.0f} s | {ok}/{probes} | {slowest:.2f} | {fds} | {len(text)} | {lines} |")
+
+
+def _png_of_size(path: Path, target: int) -> None:
+    """A random colour PNG of a little under `target` bytes (noise does not compress)."""
+    from PIL import Image
+
+    side = int((target / 3) ** 0.5) - 8
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(
+        path, compress_level=1)
+
+
+def server_burst(clients: int, mib: int, method: str = "gaussian") -> None:
+    """`clients` threads each POST a `mib`-MiB colour PNG at once; the server's peak RSS, its RSS 10 s
+    after the burst, and the status codes."""
+    import collections
+    import concurrent.futures
+
+    import httpx
+
+    print("| burst | statuses | idle RSS (MiB) | peak RSS (MiB) | RSS 10 s after (MiB) | bound (MiB) |\n"
+          "|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="imdenoise-bench-") as tmp:
+        png = Path(tmp) / "upload.png"
+        _png_of_size(png, mib * 2**20)
+        data = png.read_bytes()
+        with Server(Path(tmp), "--methods", method) as srv:
+            idle = srv.status("VmRSS")
+
+            def post(_: int) -> int:
+                try:
+                    r = httpx.post(srv.url + "/api/v1/denoise", files={"image": ("u.png", data, "image/png")},
+                                   data={"method": method, "sigma": "10"}, timeout=600)
+                    return r.status_code
+                except httpx.HTTPError as exc:
+                    return type(exc).__name__
+
+            with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+                codes = collections.Counter(pool.map(post, range(clients)))
+            time.sleep(10)
+            after, peak = srv.status("VmRSS"), srv.status("VmHWM")
+        bound = (2 + 8) * (25 * 2**20 + 64 * 1024) / 2**20
+        print(f"| {clients} x {len(data) / 2**20:.1f} MiB, method {method} | "
+              f"{', '.join(f'{k}: {v}' for k, v in sorted(codes.items(), key=str))} | {idle:.0f} | {peak:.0f} | "
+              f"{after:.0f} | idle + {bound:.0f} |")
+
+
+BPP_SCRIPT = """
+import sys, time, io, numpy as np
+from pathlib import Path
+from PIL import Image
+from imdenoise.server_jobs import ImageJob, ModelCache, ServerSettings, plan_sigma
+method, side, channels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def status(field):
+    for line in open('/proc/self/status'):
+        if line.startswith(field + ':'):
+            return int(line.split()[1]) * 1024
+rng = np.random.default_rng(0)
+def png(h, w):
+    base = np.linspace(40, 200, w)[None, :, None] + np.linspace(0, 30, h)[:, None, None]
+    arr = np.clip(base + rng.normal(0, 15, (h, w, channels)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO(); Image.fromarray(arr[..., 0] if channels == 1 else arr).save(buf, 'PNG', compress_level=1)
+    buf.seek(0); return buf
+settings = ServerSettings(max_pixels=10**9)
+cache = ModelCache()
+def run(buf):
+    job = ImageJob(buf, 'png', settings)
+    if method == 'preview':
+        return job.preview(time.monotonic() + 1e6)
+    return job.denoise(time.monotonic() + 1e6, lambda: cache.get(method), None, 'png', kind=cache.kind(method))
+run(png(64, 64))  # load the method, warm up
+big = png(side, side)
+import gc; gc.collect()
+open('/proc/self/clear_refs', 'w').write('5')  # reset the peak (VmHWM) to the current RSS
+base = status('VmRSS')
+t = time.monotonic(); run(big); t = time.monotonic() - t
+print((status('VmHWM') - base) / side / side, t)
+"""
+
+
+def server_bpp(methods: list[str], side: int) -> None:
+    """Per-pixel peak memory of one job (decode, denoise blind, encode) above the loaded method, on a
+    side x side noisy gray and colour PNG, each method in a fresh process."""
+    print(f"| method | gray B/px | colour B/px | gray s | colour s |  ({side}x{side} px)\n|---|---|---|---|---|")
+    for method in methods:
+        row = []
+        for channels in (1, 3):
+            out = subprocess.run([sys.executable, "-c", BPP_SCRIPT, method, str(side), str(channels)],
+                                 capture_output=True, text=True, env=_env())
+            if out.returncode:
+                row.append((float("nan"), out.stderr.strip().splitlines()[-1][:60]))
+            else:
+                bpp, seconds = out.stdout.split()
+                row.append((float(bpp), f"{float(seconds):.1f}"))
+        print(f"| {method} | {row[0][0]:.1f} | {row[1][0]:.1f} | {row[0][1]} | {row[1][1]} |", flush=True)
+
+
 def main() -> None:
     """Parse the command line and run one measurement."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,11 +309,28 @@ def main() -> None:
     p.add_argument("--method", default=None)
     p = sub.add_parser("tiff-pages")
     p.add_argument("--pages", type=int, default=1_000_000)
+    p = sub.add_parser("server-idle")
+    p.add_argument("--connections", type=int, default=1100)
+    p = sub.add_parser("server-burst")
+    p.add_argument("--clients", type=int, default=128)
+    p.add_argument("--mib", type=int, default=25)
+    p.add_argument("--method", default="gaussian")
+    p = sub.add_parser("server-bpp")
+    p.add_argument("--methods", default=None)
+    p.add_argument("--side", type=int, default=1000)
     args = parser.parse_args()
     if args.what == "cli-memory":
         cli_memory([int(s) for s in args.sizes.split(",")], args.method)
     elif args.what == "tiff-pages":
         tiff_pages(args.pages)
+    elif args.what == "server-idle":
+        server_idle(args.connections)
+    elif args.what == "server-burst":
+        server_burst(args.clients, args.mib, args.method)
+    elif args.what == "server-bpp":
+        from imdenoise.server_jobs import JOB_BYTES_PER_PIXEL
+
+        server_bpp(args.methods.split(",") if args.methods else list(JOB_BYTES_PER_PIXEL), args.side)
 
 
 if __name__ == "__main__":

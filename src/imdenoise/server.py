@@ -270,6 +270,12 @@ def _result_response(result: JobResult, method: str | None) -> Response:
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI app: GET /, /health, /api/v1/models, POST /api/v1/denoise, /api/v1/preview, /docs."""
     settings = settings or ServerSettings()
+    try:
+        from imdenoise.server_net import install_log_limits
+
+        install_log_limits()  # connection churn must not flood the log
+    except ImportError:  # uvicorn absent: the app runs under another ASGI server
+        pass
     runner = JobRunner(settings.max_jobs, settings.queue, settings.timeout)
     models = ModelCache(allowed=settings.methods)
 
