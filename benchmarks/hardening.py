@@ -328,6 +328,7 @@ def main() -> None:
     elif args.what == "server-burst":
         server_burst(args.clients, args.mib, args.method)
     elif args.what == "server-bpp":
+        sys.path.insert(0, _env()["PYTHONPATH"])
         from imdenoise.server_jobs import JOB_BYTES_PER_PIXEL
 
         server_bpp(args.methods.split(",") if args.methods else list(JOB_BYTES_PER_PIXEL), args.side)

@@ -276,7 +276,7 @@ def _pick_alpha(path: Path, shape: tuple[int, ...], like: Image | None,
     return alpha_arr
 
 
-_QUANTIZE_ROWS_BYTES = 16 * 2**20  # float32 working memory per block of rows when quantizing
+_QUANTIZE_ROWS_BYTES = 2**20  # float32 working memory per block of rows when quantizing
 
 
 def _quantize(unit: np.ndarray, out_dtype: str) -> np.ndarray:
