@@ -67,6 +67,29 @@ def test_full_server_refuses_before_reading_the_body(app) -> None:
     assert runner.stats()["queued"] == 0
 
 
+def test_slow_body_gets_408_and_gives_its_slot_back(tmp_path) -> None:
+    """A client that stops sending its body is answered 408 after --timeout, and its slot is free."""
+    application = create_app(ServerSettings(timeout=0.5, max_jobs=1, queue=0))
+    sent = []
+
+    async def receive():
+        await asyncio.sleep(30)  # never sends
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"multipart/form-data; boundary=x")]
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/denoise", "headers": headers,
+             "query_string": b"", "root_path": "", "scheme": "http", "server": ("test", 80), "client": ("c", 1)}
+    start = time.monotonic()
+    asyncio.run(asyncio.wait_for(application(scope, receive, send), 10))
+    assert sent[0]["status"] == 408 and time.monotonic() - start < 5
+    assert b"too slow" in b"".join(m.get("body", b"") for m in sent[1:])
+    assert application.state.runner.reserve() is not None  # the slot was given back
+    application.state.runner.close()
+
+
 def test_slot_taken_at_arrival_is_handed_to_the_job_or_given_back(app) -> None:
     """Requests that end without a job (415, 422, 400) give their slot back; a job keeps it to its end."""
     with TestClient(app) as c:

@@ -4,9 +4,11 @@ the limits and the job machinery live in `imdenoise.server_jobs`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Literal
@@ -56,6 +58,7 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "not a readable image, or one the method cannot denoise", "model": ErrorBody},
+    408: {"description": "upload not received within the time limit", "model": ErrorBody},
     413: {"description": "upload or image too large", "model": ErrorBody},
     415: {"description": "unsupported file type (send PNG, JPEG, TIFF, BMP or NPY)", "model": ErrorBody},
     422: {"description": "invalid options", "model": ErrorBody},
@@ -106,7 +109,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class UploadTooLarge(StarletteHTTPException):
-    """The request body passed the byte limit while it was being received."""
+    """The request body passed the byte limit (413) or the time limit (408) while being received."""
 
 
 class UploadGuard:
@@ -114,8 +117,8 @@ class UploadGuard:
     before the body is read (503 when none is free), so at most max_jobs + queue bodies are received
     at once; the slot goes to the request's job, or back when the request ends without one."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, runner: JobRunner) -> None:
-        self.app, self.max_bytes, self.runner = app, max_bytes, runner
+    def __init__(self, app: ASGIApp, max_bytes: int, runner: JobRunner, timeout: float = 120.0) -> None:
+        self.app, self.max_bytes, self.runner, self.timeout = app, max_bytes, runner, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
@@ -135,10 +138,14 @@ class UploadGuard:
             return
         scope[TICKET] = ticket
         received = 0
+        deadline = time.monotonic() + self.timeout
 
         async def limited() -> Message:
             nonlocal received
-            msg = await receive()
+            try:  # a body sent slowly must not hold its slot for ever
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise UploadTooLarge(408, f"upload too slow: not received within {self.timeout:g} s") from None
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
@@ -288,7 +295,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                   description="Image denoising service: upload a noisy image, get the denoised image back. "
                               "Limits: see GET /api/v1/models.")
     app.state.settings, app.state.runner, app.state.models = settings, runner, models
-    app.add_middleware(UploadGuard, max_bytes=settings.max_bytes, runner=runner)
+    app.add_middleware(UploadGuard, max_bytes=settings.max_bytes, runner=runner, timeout=settings.timeout)
     _install_handlers(app)
     _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
