@@ -8,8 +8,9 @@
         /health while that many idle TCP connections are open (server's open-file limit 1024), log size
     python benchmarks/hardening.py server-burst [--clients 128] [--mib 25]
         peak and after-burst RSS of `imdenoise serve` when that many clients upload at once
-    python benchmarks/hardening.py server-bpp [--methods a,b] [--side 1000]
-        peak memory per pixel of one server job (gray and colour) for every offered method
+    python benchmarks/hardening.py server-bpp [--methods a,b] [--sides 1000,1500]
+        peak memory of one server job (gray and colour) for every offered method: fixed part and
+        bytes per pixel, through two image sizes
 
 Each measured command runs in its own process; its peak RSS is the kernel's (wait4's ru_maxrss).
 """
@@ -283,21 +284,41 @@ print((status('VmHWM') - base) / side / side, t)
 """
 
 
-def server_bpp(methods: list[str], side: int) -> None:
-    """Per-pixel peak memory of one job (decode, denoise blind, encode) above the loaded method, on a
-    side x side noisy gray and colour PNG, each method in a fresh process."""
-    print(f"| method | gray B/px | colour B/px | gray s | colour s |  ({side}x{side} px)\n|---|---|---|---|---|")
+def _job_peak(method: str, side: int, channels: int) -> tuple[float, float]:
+    """(peak bytes above the loaded method, seconds) of one server job on a side x side PNG."""
+    out = subprocess.run([sys.executable, "-c", BPP_SCRIPT, method, str(side), str(channels)],
+                         capture_output=True, text=True, env=_env())
+    if out.returncode:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1][:100])
+    bpp, seconds = out.stdout.split()
+    return float(bpp) * side * side, float(seconds)
+
+
+def server_bpp(methods: list[str], sides: tuple[int, int]) -> None:
+    """Peak memory of one server job (decode, blind denoise, encode) above the process with its method
+    loaded, on noisy gray and colour PNGs of two sizes, each run in a fresh process: the fixed part A
+    and the slope B (bytes per pixel) through the two points, and the (A, B) row for server_jobs."""
+    small, large = sides
+    p1, p2 = small * small, large * large
+    print(f"| method | gray A (MB) | gray B (B/px) | colour A (MB) | colour B (B/px) | seconds ({small}^2, {large}^2 "
+          f"gray; colour) |\n|---|---|---|---|---|---|")
+    rows = {}
     for method in methods:
-        row = []
-        for channels in (1, 3):
-            out = subprocess.run([sys.executable, "-c", BPP_SCRIPT, method, str(side), str(channels)],
-                                 capture_output=True, text=True, env=_env())
-            if out.returncode:
-                row.append((float("nan"), out.stderr.strip().splitlines()[-1][:60]))
-            else:
-                bpp, seconds = out.stdout.split()
-                row.append((float(bpp), f"{float(seconds):.1f}"))
-        print(f"| {method} | {row[0][0]:.1f} | {row[1][0]:.1f} | {row[0][1]} | {row[1][1]} |", flush=True)
+        cells, fits, times = [], [], []
+        try:
+            for channels in (1, 3):
+                (m1, t1), (m2, t2) = _job_peak(method, small, channels), _job_peak(method, large, channels)
+                slope = max(0.0, (m2 - m1) / (p2 - p1))
+                fixed = max(0.0, m2 - slope * p2)
+                fits.append((fixed, slope))
+                cells += [f"{fixed / 1e6:.0f}", f"{slope:.1f}"]
+                times.append(f"{t1:.0f}, {t2:.0f}")
+        except RuntimeError as exc:
+            print(f"| {method} | failed: {exc} |", flush=True)
+            continue
+        rows[method] = (max(f[0] for f in fits), max(f[1] for f in fits))
+        print(f"| {method} | {' | '.join(cells)} | {'; '.join(times)} |", flush=True)
+    print("\nJOB_MEMORY = {" + ", ".join(f'"{m}": ({a / 1e6:.0f}e6, {b:.1f})' for m, (a, b) in rows.items()) + "}")
 
 
 def main() -> None:
@@ -317,7 +338,7 @@ def main() -> None:
     p.add_argument("--method", default="gaussian")
     p = sub.add_parser("server-bpp")
     p.add_argument("--methods", default=None)
-    p.add_argument("--side", type=int, default=1000)
+    p.add_argument("--sides", default="1000,1500")
     args = parser.parse_args()
     if args.what == "cli-memory":
         cli_memory([int(s) for s in args.sizes.split(",")], args.method)
@@ -329,9 +350,10 @@ def main() -> None:
         server_burst(args.clients, args.mib, args.method)
     elif args.what == "server-bpp":
         sys.path.insert(0, _env()["PYTHONPATH"])
-        from imdenoise.server_jobs import JOB_BYTES_PER_PIXEL
+        from imdenoise.server_jobs import JOB_MEMORY
 
-        server_bpp(args.methods.split(",") if args.methods else list(JOB_BYTES_PER_PIXEL), args.side)
+        small, large = (int(x) for x in args.sides.split(","))
+        server_bpp(args.methods.split(",") if args.methods else list(JOB_MEMORY), (small, large))
 
 
 if __name__ == "__main__":

@@ -121,13 +121,17 @@ def test_upload_is_handed_to_the_job_as_a_file_not_bytes(app, monkeypatch) -> No
 
 
 def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch) -> None:
-    """A method measured at twice the budget method's memory per pixel gets half the pixels; an image
+    """A method measured at twice the budget method's memory per pixel gets half the pixels, a fixed
+    part counts against the same budget; an image
     over its limit is refused with 413 from the header, naming the method and the limit."""
-    table = {**server_jobs.JOB_BYTES_PER_PIXEL, "default": (10.0, 20.0), "gaussian": (40.0, 40.0),
-             "mean": (1.0, 1.0)}
-    monkeypatch.setattr(server_jobs, "JOB_BYTES_PER_PIXEL", table)
+    table = {**server_jobs.JOB_MEMORY, "default": (0.0, 20.0), "gaussian": (0.0, 40.0), "mean": (0.0, 1.0),
+             "nlm": (100_000.0, 10.0)}
+    monkeypatch.setattr(server_jobs, "JOB_MEMORY", table)
+    assert server_jobs.job_budget(10_000) == 200_000
     assert server_jobs.pixel_limit("gaussian", 10_000) == 5_000
     assert server_jobs.pixel_limit("mean", 10_000) == 10_000  # never above --max-pixels
+    assert server_jobs.pixel_limit("nlm", 10_000) == 10_000  # (200,000 - 100,000) / 10
+    assert server_jobs.pixel_limit("nlm", 5_000) == 1  # its fixed part alone is over the budget
     app = create_app(ServerSettings(max_pixels=10_000))
     decoded = []
     import imdenoise.io_formats as fmts
@@ -146,8 +150,8 @@ def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch)
 def test_every_offered_method_has_a_measured_figure() -> None:
     from imdenoise.inference import available_methods
 
-    missing = [m for m in available_methods() if m not in server_jobs.JOB_BYTES_PER_PIXEL]
-    assert not missing and "preview" in server_jobs.JOB_BYTES_PER_PIXEL
+    missing = [m for m in available_methods() if m not in server_jobs.JOB_MEMORY]
+    assert not missing and "preview" in server_jobs.JOB_MEMORY
 
 
 # ---------------------------------------------------------------- no paths, generic server faults

@@ -39,30 +39,36 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "bmp"),
     (b"\x93NUMPY", "npy"),  # read with allow_pickle=False; dtype and shape checked from the header
 )
-# Peak memory of one job per image pixel, above the process with its method loaded: (gray, colour)
-# bytes per pixel, decode to encode. Measured by `python benchmarks/hardening.py server-bpp` (the
-# table in docs/server.md); "preview" is POST /api/v1/preview.
-JOB_BYTES_PER_PIXEL: dict[str, tuple[float, float]] = {
-    "default": (60.0, 60.0), "color": (60.0, 60.0), "gray": (60.0, 60.0), "photo": (60.0, 60.0),
-    "bm3d": (60.0, 60.0), "gaussian": (60.0, 60.0), "mean": (60.0, 60.0), "median": (60.0, 60.0),
-    "nlm": (60.0, 60.0), "tv": (60.0, 60.0), "wavelet": (60.0, 60.0), "zeroshot": (60.0, 60.0),
-    "preview": (60.0, 60.0),
+# Peak memory of one job above the process with its method loaded, decode to encode, blind, as a
+# fixed part (bytes: a tiled network's activations) plus bytes per image pixel, the larger of the
+# gray and colour figures; "preview" is POST /api/v1/preview. Measured through two image sizes by
+# `python benchmarks/hardening.py server-bpp` (the table in docs/server.md).
+JOB_MEMORY: dict[str, tuple[float, float]] = {
+    "preview": (0.0, 20.0), "gaussian": (0.0, 45.0), "mean": (0.0, 45.0), "median": (0.0, 45.0),
+    "tv": (0.0, 60.0), "wavelet": (0.0, 60.0), "nlm": (0.0, 60.0), "default": (400e6, 60.0),
+    "color": (400e6, 60.0), "gray": (400e6, 60.0), "photo": (400e6, 60.0), "bm3d": (0.0, 100.0),
+    "zeroshot": (0.0, 100.0),
 }
-BUDGET_METHOD = "default"  # --max-pixels is the largest colour image for this one; the budget follows
+BUDGET_METHOD = "default"  # --max-pixels is the largest image for this one; the budget follows
 
 
-def job_bytes_per_pixel(method: str) -> float:
-    """The larger (gray or colour) measured figure of a method; a name not measured (a custom method)
-    counts as the budget method."""
-    return max(JOB_BYTES_PER_PIXEL.get(method, JOB_BYTES_PER_PIXEL[BUDGET_METHOD]))
+def job_memory(method: str) -> tuple[float, float]:
+    """(fixed bytes, bytes per pixel) of a method's job; a name not measured (a custom method) counts
+    as the budget method."""
+    return JOB_MEMORY.get(method, JOB_MEMORY[BUDGET_METHOD])
+
+
+def job_budget(max_pixels: int) -> float:
+    """Bytes one job may need: what the budget method needs for a `max_pixels` image."""
+    fixed, per_pixel = job_memory(BUDGET_METHOD)
+    return fixed + per_pixel * max_pixels
 
 
 def pixel_limit(method: str, max_pixels: int) -> int:
     """Largest image, in pixels, a job of `method` may decode: `max_pixels` for the budget method and
-    cheaper ones, proportionally fewer for a method needing more memory per pixel, so that no job
-    needs more than max_pixels x job_bytes_per_pixel(BUDGET_METHOD) bytes."""
-    budget = max_pixels * job_bytes_per_pixel(BUDGET_METHOD)
-    return max(1, min(max_pixels, int(budget // job_bytes_per_pixel(method))))
+    cheaper ones, fewer for a method needing more memory, so that no job exceeds `job_budget`."""
+    fixed, per_pixel = job_memory(method)
+    return max(1, min(max_pixels, int((job_budget(max_pixels) - fixed) // max(per_pixel, 1e-9))))
 
 
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "npy": ".npy"}
