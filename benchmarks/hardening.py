@@ -4,6 +4,8 @@
         peak RSS of `imdenoise denoise IN.png -o OUT.png` on noisy colour photos of N megapixels
     python benchmarks/hardening.py tiff-pages [--pages 1000000]
         seconds and peak RSS of `imdenoise denoise` on a TIFF of that many 1x1 pages (refused)
+    python benchmarks/hardening.py lying-card [--widths 3000]
+        a 228-byte .safetensors whose card claims a network of that width: result, seconds, peak RSS
     python benchmarks/hardening.py server-idle [--connections 1100]
         /health while that many idle TCP connections are open (server's open-file limit 1024), log size
     python benchmarks/hardening.py server-burst [--clients 128] [--mib 25]
@@ -251,6 +253,38 @@ def server_burst(clients: int, mib: int, method: str = "gaussian") -> None:
               f"{after:.0f} | idle + {bound:.0f} |")
 
 
+CARD_SCRIPT = """
+import json, resource, sys, time, torch
+from safetensors.torch import save_file
+from imdenoise.weights_io import load_model, CARD_KEY
+width, path = int(sys.argv[1]), sys.argv[2]
+card = {"name": "x", "architecture": "unet", "in_channels": 1, "config": {"widths": [width], "blocks_per_level": 1}}
+save_file({"x": torch.zeros(1)}, path, metadata={CARD_KEY: json.dumps(card)})
+start = time.monotonic()
+try:
+    load_model(path)
+    result = "loaded"
+except Exception as exc:
+    result = f"{type(exc).__name__}"
+print(f"{result}|{time.monotonic() - start:.2f}|{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+"""
+
+
+def lying_card(widths: list[int]) -> None:
+    """A .safetensors holding one 4-byte tensor whose card claims a U-Net of the given width: the
+    loader's result, seconds and the process's peak RSS."""
+    print("| card claims | file bytes | result | seconds | peak RSS (MiB) |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="imdenoise-bench-") as tmp:
+        for width in widths:
+            path = Path(tmp) / f"w{width}.safetensors"
+            out = subprocess.run([sys.executable, "-c", CARD_SCRIPT, str(width), str(path)], capture_output=True,
+                                 text=True, env=_env())
+            last = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f"crashed rc {out.returncode}||"
+            result, seconds, rss = last.split("|")
+            size = path.stat().st_size if path.exists() else 0
+            print(f"| widths [{width}] | {size} | {result} | {seconds} | {rss} |", flush=True)
+
+
 BPP_SCRIPT = """
 import sys, time, io, numpy as np
 from pathlib import Path
@@ -330,6 +364,8 @@ def main() -> None:
     p.add_argument("--method", default=None)
     p = sub.add_parser("tiff-pages")
     p.add_argument("--pages", type=int, default=1_000_000)
+    p = sub.add_parser("lying-card")
+    p.add_argument("--widths", default="3000")
     p = sub.add_parser("server-idle")
     p.add_argument("--connections", type=int, default=1100)
     p = sub.add_parser("server-burst")
@@ -344,6 +380,8 @@ def main() -> None:
         cli_memory([int(s) for s in args.sizes.split(",")], args.method)
     elif args.what == "tiff-pages":
         tiff_pages(args.pages)
+    elif args.what == "lying-card":
+        lying_card([int(w) for w in args.widths.split(",")])
     elif args.what == "server-idle":
         server_idle(args.connections)
     elif args.what == "server-burst":
