@@ -122,6 +122,17 @@ def test_metrics_of_an_image_with_nan_is_an_error(tmp_path: Path, capsys) -> Non
     assert code == 2 and "b.npy" in line and "NaN" in line and "PSNR" not in out
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 3), (16, 16)])
+def test_tv_with_a_vanishing_sigma_is_finite(shape) -> None:
+    """Found by the server fuzz once NaN results became errors: skimage's TV divided by a weight of
+    1e-128 (sigma 2e-125) and returned NaN, which used to be written as black."""
+    from imdenoise.classical import TVDenoiser
+
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    out = TVDenoiser().denoise(image, sigma=2.1319398821441413e-125)
+    assert np.all(np.isfinite(out)) and np.allclose(out, image, atol=1e-4)
+
+
 def test_all_finite_detects_every_kind_without_false_alarms() -> None:
     from imdenoise.denoiser import all_finite
 

@@ -162,7 +162,8 @@ class TVDenoiser(ClassicalDenoiser):
         from skimage.restoration import denoise_tv_chambolle
 
         weight = self.weight if self.weight is not None else self.weight_factor * sigma / 255
-        return denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
+        # skimage divides by the weight: a vanishing one (sigma 1e-125) overflows to NaN; 1e-6 is a no-op too
+        return denoise_tv_chambolle(image, weight=max(weight, 1e-6), channel_axis=-1)
 
 
 @dataclass
