@@ -140,13 +140,18 @@ class UploadGuard:
         received = 0
         deadline = time.monotonic() + self.timeout
 
+        body_done = False
+
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect can come: no time limit on waiting for it
+                return await receive()
             try:  # a body sent slowly must not hold its slot for ever
                 msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 raise UploadTooLarge(408, f"upload too slow: not received within {self.timeout:g} s") from None
             if msg["type"] == "http.request":
+                body_done = not msg.get("more_body", False)
                 received += len(msg.get("body", b""))
                 if received > limit:
                     raise UploadTooLarge(413, message)
