@@ -91,8 +91,8 @@ class ServerSettings(BaseModel):
     timeout: float = Field(120.0, gt=0, description="seconds a job may take, waiting time included")
     methods: list[str] | None = Field(None, description="methods offered (default: all available)")
     tmp_dir: Path | None = Field(None, description="parent of the per-job private temp folders")
-    limit_concurrency: int = Field(200, ge=1, le=100_000, description="open connections at most (more are "
-                                   "closed on arrival; keep it well under the open-file limit)")
+    limit_concurrency: int = Field(200, ge=1, le=100_000, description="open connections at most (past it the "
+                                   "oldest one not yet sending a request is closed); keep it under ulimit -n")
     timeout_keep_alive: int = Field(5, ge=1, le=3600, description="seconds an idle connection, or one that "
                                     "has not sent its request head, stays open")
 

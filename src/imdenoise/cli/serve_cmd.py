@@ -26,7 +26,8 @@ def serve(
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods to offer (default: all)."),
     tmp_dir: Optional[Path] = typer.Option(None, "--tmp-dir", help="Where per-job private temp folders go."),
     limit_concurrency: int = typer.Option(200, "--limit-concurrency", help="Open connections at most, per worker "
-                                          "(more are closed on arrival); keep it well under `ulimit -n`."),
+                                          "(past it the oldest one that has sent no request is closed); "
+                                          "keep it well under `ulimit -n`."),
     timeout_keep_alive: int = typer.Option(5, "--timeout-keep-alive", help="Seconds an idle connection, or one "
                                            "that has not sent its request head yet, stays open."),
     root_path: str = typer.Option("", "--root-path", help="URL prefix when a reverse proxy serves this at a sub-path."),
