@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from imdenoise.atomic import temp_beside, write_bytes_atomic
-from imdenoise.errors import WeightsError
+from imdenoise.errors import RunWriteError, WeightsError
 
 log = logging.getLogger(__name__)
 PATTERN = "ckpt-*.pt"
@@ -25,22 +25,43 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_failure(exc: BaseException) -> str:
+    """The reason a write failed, in one line: the OS's words, or the last line of torch's message."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:160]
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """Write `state` to path atomically (temp file, fsync, rename) with `path.sha256` beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
+    """Write `state` to path atomically (temp file, fsync, rename) with `path.sha256` beside it; a
+    failed write (full disk, read-only folder) leaves the previous checkpoints intact and is a
+    RunWriteError saying how to continue."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = temp_beside(path)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(state, f)  # torch reports a full disk as RuntimeError ("file write failed")
             f.flush()
             os.fsync(f.fileno())
         digest = _sha256(Path(tmp))
         os.replace(tmp, path)
+        write_bytes_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
+    except (OSError, RuntimeError) as exc:
+        raise _cannot_write(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    write_bytes_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
     return path
+
+
+def _cannot_write(path: Path, exc: BaseException) -> RunWriteError:
+    run_dir = path.parent.parent
+    return RunWriteError(f"{path}: cannot write the checkpoint ({write_failure(exc)}); free disk space or make "
+                         f"the folder writable, then continue with `imdenoise train --resume {run_dir}`")
 
 
 def verify(path: Path) -> bool:

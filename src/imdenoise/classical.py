@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from imdenoise.denoiser import checked_sigma
+from imdenoise.denoiser import all_finite, checked_sigma
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
@@ -33,7 +33,7 @@ class ClassicalDenoiser:
         if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
             raise ImDenoiseError(f"{self.name}: expected an HxW or HxWxC image, got shape {arr.shape}")
         hwc = arr[..., None] if arr.ndim == 2 else arr
-        if not np.all(np.isfinite(arr)):  # NaN would spread through the filter, or break estimation
+        if not all_finite(arr):  # NaN would spread through the filter, or break estimation
             raise ImDenoiseError(f"{self.name}: image contains NaN or infinite values; replace them before denoising")
         if sigma is None:
             from imdenoise.noise import estimate_sigma
@@ -162,7 +162,8 @@ class TVDenoiser(ClassicalDenoiser):
         from skimage.restoration import denoise_tv_chambolle
 
         weight = self.weight if self.weight is not None else self.weight_factor * sigma / 255
-        return denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
+        # skimage divides by the weight: a vanishing one (sigma 1e-125) overflows to NaN; 1e-6 is a no-op too
+        return denoise_tv_chambolle(image, weight=max(weight, 1e-6), channel_axis=-1)
 
 
 @dataclass

@@ -12,7 +12,12 @@ class ImageReadError(ImDenoiseError):
 
 
 class ImageTooLargeError(ImageReadError):
-    """An image exceeds the configured pixel limit (decompression-bomb guard)."""
+    """An image exceeds the configured pixel limit (decompression-bomb guard); `width` and `height`
+    are the header's claim when known, so a caller can word its own limit."""
+
+    def __init__(self, message: str, width: int | None = None, height: int | None = None) -> None:
+        super().__init__(message)
+        self.width, self.height = width, height
 
 
 class ImageWriteError(ImDenoiseError):
@@ -37,3 +42,7 @@ class WeightsError(ImDenoiseError):
 
 class UnknownMethodError(ImDenoiseError):
     """A model or method name is not in the registry and is not a path to a weights file."""
+
+
+class RunWriteError(ImDenoiseError):
+    """A training run cannot write its folder (read-only, full disk); the message says how to continue."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from imdenoise.denoiser import checked_sigma
+from imdenoise.denoiser import all_finite, checked_sigma
 from imdenoise.ensemble import ENSEMBLE_SIZES, self_ensemble
 from imdenoise.errors import ImDenoiseError, UnknownMethodError
 from imdenoise.models.base import DenoisingNet
@@ -157,7 +157,7 @@ class ModelDenoiser:
         for image in images:
             hwc, was_2d = _as_hwc(image)
             color, alpha = split_alpha(hwc)
-            if not np.all(np.isfinite(color)):
+            if not all_finite(color):
                 raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
             if color.shape[-1] != self.channels and self.channels != 1:
                 raise ImDenoiseError(f"model {self.name!r} expects {self.channels}-channel images, got "
@@ -234,7 +234,7 @@ class AutoDenoiser:
         from imdenoise.noise_estimation import estimate_noise
 
         color, _ = split_alpha(hwc)
-        if not np.all(np.isfinite(color)):
+        if not all_finite(color):
             raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
         est = estimate_noise(color)
         if est.photo_like and self.photo is not None:

@@ -72,8 +72,7 @@ def check_pixels(path: Path, width: int, height: int, max_pixels: int | None) ->
         raise ImageTooLargeError(
             f"{path}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, above the limit "
             f"of {max_pixels / 1e6:g} megapixels (a decompression-bomb guard; raise it with "
-            f"max_pixels=... or the IMDENOISE_MAX_PIXELS environment variable)"
-        )
+            f"max_pixels=... or the IMDENOISE_MAX_PIXELS environment variable)", width, height)
 
 
 def _corrupt(path: Path, fmt: str, exc: BaseException) -> ImageReadError:
@@ -226,8 +225,13 @@ _FLOAT_TYPES = (np.float16, np.float32, np.float64)
 _TIFF_ERRORS = (*_DECODE_ERRORS, TypeError, AttributeError, ZeroDivisionError, OverflowError, MemoryError)
 
 
-def read_tiff(path: Path, max_pixels: int | None, first_only: bool) -> list[RawFrame]:
-    """Decode the pages of a TIFF (one frame each), checking every page's size before reading it."""
+def read_tiff(path: Path, max_pixels: int | None, first_only: bool, max_pages: int | None = None) -> list[RawFrame]:
+    """Decode the pages of a TIFF (one frame each), checking every page's size before reading it.
+
+    Pages are walked one at a time, so a file claiming a million pages is refused at page
+    `max_pages` + 1 instead of being indexed whole; a TIFF with no readable page is an error."""
+    import itertools
+
     import tifffile
 
     try:
@@ -237,13 +241,22 @@ def read_tiff(path: Path, max_pixels: int | None, first_only: bool) -> list[RawF
     frames = []
     with tif:
         try:
-            pages = [tif.pages.first] if first_only else list(tif.pages)
-            if first_only and len(tif.pages) > 1:
-                log.info("%s has %d pages; reading the first (read_frames reads them all)", path, len(tif.pages))
-            for index, page in enumerate(pages):
+            wanted = 2 if first_only else (None if max_pages is None else max_pages + 1)
+            for index, page in enumerate(itertools.islice(tif.pages, wanted)):
+                if page is None:  # tifffile's placeholder for a page it could not parse
+                    continue
+                if first_only and frames:
+                    log.info("%s has more than one page; reading the first (read_frames reads them all)", path)
+                    break
+                if max_pages is not None and index >= max_pages:
+                    raise ImageReadError(f"{path}: TIFF has more than {max_pages} pages (the page limit); "
+                                         f"raise it with --max-pages if the file is trusted")
                 frames.append(_read_tiff_page(path, page, index, max_pixels))
         except (tifffile.TiffFileError, *_TIFF_ERRORS) as exc:
             raise _corrupt(path, "TIFF", exc) from None
+    if not frames:
+        raise ImageReadError(f"{path}: TIFF has no readable page (the first page offset points outside the "
+                             f"file, or the file is truncated)")
     return frames
 
 

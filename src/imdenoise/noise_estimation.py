@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imdenoise.denoiser import all_finite
 from imdenoise.errors import ImDenoiseError
 
 PATCH = 8
@@ -30,13 +31,17 @@ REGION = 48
 KEEP = 0.25
 
 
-def _patch_moments(region: np.ndarray, patch: int, clipped: np.ndarray | None = None
+def _patch_moments(region: np.ndarray, patch: int, mean: float = 0.0, exclude_clipped: bool = False
                    ) -> tuple[int, np.ndarray, np.ndarray]:
-    """(count, sum, sum of outer products) of all overlapping ``patch`` x ``patch`` patches (those
-    holding a ``clipped`` sample left out)."""
+    """(count, sum, sum of outer products) of all overlapping ``patch`` x ``patch`` patches of
+    ``region - mean`` (those holding a sample at exactly 0 or 1 left out if ``exclude_clipped``).
+    Only this region is converted to float64: memory is bounded by the region, not the image."""
+    if exclude_clipped:
+        clipped = (region == 0.0) | (region == 1.0)  # samples at the clip level itself
+    region = region.astype(np.float64) - mean
     windows = np.lib.stride_tricks.sliding_window_view(region, (patch, patch))
-    x = windows.reshape(-1, patch * patch).astype(np.float64)
-    if clipped is not None and clipped.any():
+    x = windows.reshape(-1, patch * patch)
+    if exclude_clipped and clipped.any():
         hit = np.lib.stride_tricks.sliding_window_view(clipped, (patch, patch)).any(axis=(-2, -1))
         x = x[~hit.reshape(-1)]
     return x.shape[0], x.sum(axis=0), x.T @ x
@@ -66,26 +71,27 @@ def _edges(n: int, size: int) -> np.ndarray:
 def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int = REGION,
                            keep: float = KEEP) -> float:
     """AWGN sigma (0-255 scale) of one HxW channel with values on the [0, 1] scale."""
-    channel = np.asarray(channel, dtype=np.float64)
+    channel = np.asarray(channel)
+    if channel.dtype.kind != "f":
+        channel = channel.astype(np.float64)
     h, w = channel.shape
     while patch > 3 and (h - patch + 1) * (w - patch + 1) < 10 * patch * patch:
         patch -= 1  # small images: smaller patches, so that samples outnumber dimensions
     if min(h, w) < patch:
         raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[1]}x{channel.shape[0]} "
                              "image (at least 3x3 pixels needed); give sigma explicitly")
-    if not np.all(np.isfinite(channel)):  # eigvalsh would fail with LinAlgError
+    if not all_finite(channel):  # eigvalsh would fail with LinAlgError
         raise ImDenoiseError("cannot estimate the noise level of an image with NaN or infinite values")
-    clipped = (channel == 0.0) | (channel == 1.0)  # samples at the clip level itself (float data is not clipped)
-    return _estimate(channel - channel.mean(), clipped, patch, region, keep)
+    return _estimate(channel, float(np.mean(channel, dtype=np.float64)), patch, region, keep)
 
 
-def _estimate(channel: np.ndarray, excluded: np.ndarray, patch: int, region: int, keep: float) -> float:
-    """The regional PCA estimate of a zero-mean channel, patches touching ``excluded`` samples left out."""
+def _estimate(channel: np.ndarray, mean: float, patch: int, region: int, keep: float) -> float:
+    """The regional PCA estimate of ``channel - mean``, patches touching a clipped sample left out."""
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
     boxes = [(slice(y0, y1), slice(x0, x1)) for y0, y1 in zip(ys[:-1], ys[1:]) for x0, x1 in zip(xs[:-1], xs[1:])]
-    moments = [_patch_moments(channel[b], patch, excluded[b]) for b in boxes]
+    moments = [_patch_moments(channel[b], patch, mean, exclude_clipped=True) for b in boxes]
     enough = [m for m in moments if m[0] >= 2 * patch * patch]  # regions with enough unclipped patches
-    moments = enough if enough else [_patch_moments(channel[b], patch) for b in boxes]
+    moments = enough if enough else [_patch_moments(channel[b], patch, mean) for b in boxes]
     if len(moments) > 1:
         flat = np.argsort([_variance(*m) for m in moments])[: max(1, int(round(keep * len(moments))))]
         moments = [moments[i] for i in flat]
@@ -130,6 +136,11 @@ class NoiseEstimate:
         if self._coarse is None:
             self._coarse = estimate_sigma(self._image, stride=2)
         return self._coarse
+
+    def release(self) -> None:
+        """Drop the reference to the image, so a caller done with it can free it; only estimates already
+        made (by `describe`, `photo_like`) can be asked for afterwards."""
+        self._image = None
 
     @property
     def correlated(self) -> bool:

@@ -93,27 +93,13 @@ def apply_pruned_shapes(model: DenoisingNet, spec: dict[str, int]) -> DenoisingN
 def load_weights_any(path: str | Path, arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
     """Like weights_io.load_model, and also for pruned weights files (card field `pruned`); a plain
     state dict's channels are read off its weights."""
-    from imdenoise.models.registry import get_architecture
-    from imdenoise.weights_io import load_model, read_card
+    from imdenoise.weights_io import load_model
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    if path.suffix != ".safetensors" or arch:
-        return load_model(path, arch)
-    card = read_card(path)
-    spec = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
-    if not spec:
-        return load_model(path)
-    from safetensors.torch import load_file
-
-    model = apply_pruned_shapes(get_architecture(card.architecture).build(**card.config), spec)
-    try:
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: pruned weights do not match their card: {str(exc).splitlines()[0]}") from None
-    card.parameters = sum(p.numel() for p in model.parameters())
-    return model.eval(), card
+    # pruned files too: load_model checks the card's shapes against the tensors before building
+    return load_model(path, arch)
 
 
 def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, batch: int = 8, patch: int = 64,

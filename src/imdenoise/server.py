@@ -4,9 +4,11 @@ the limits and the job machinery live in `imdenoise.server_jobs`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Literal
@@ -24,12 +26,17 @@ from imdenoise import __version__
 from imdenoise.errors import ImageTooLargeError, ImDenoiseError, UnknownMethodError
 from imdenoise.server_jobs import (
     ACCEPTED,
+    INTERNAL_ERROR,
+    NO_SPACE,
+    ClientImageError,
     ImageJob,
     JobResult,
     JobRunner,
     ModelCache,
     ServerSettings,
     ServiceError,
+    Ticket,
+    pixel_limit,
     sniff,
 )
 
@@ -50,12 +57,16 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "not a readable image", "model": ErrorBody},
+    400: {"description": "not a readable image, or one the method cannot denoise", "model": ErrorBody},
+    408: {"description": "upload not received within the time limit", "model": ErrorBody},
     413: {"description": "upload or image too large", "model": ErrorBody},
     415: {"description": "unsupported file type (send PNG, JPEG, TIFF, BMP or NPY)", "model": ErrorBody},
     422: {"description": "invalid options", "model": ErrorBody},
     503: {"description": "busy (Retry-After) or time limit exceeded", "model": ErrorBody},
+    500: {"description": "a fault of the server (details in its log only)", "model": ErrorBody},
+    507: {"description": "the server has no storage space left for the job", "model": ErrorBody},
 }
+TICKET = "imdenoise.ticket"  # ASGI scope key: the job slot an upload request took before its body
 
 
 class MethodBody(BaseModel):
@@ -98,14 +109,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class UploadTooLarge(StarletteHTTPException):
-    """The request body passed the byte limit while it was being received."""
+    """The request body passed the byte limit (413) or the time limit (408) while being received."""
 
 
 class UploadGuard:
-    """ASGI guard on upload routes: 413 by Content-Length or while streaming, 503 before reading when full."""
+    """ASGI guard on upload routes: 413 by Content-Length or while streaming; a job slot is taken
+    before the body is read (503 when none is free), so at most max_jobs + queue bodies are received
+    at once; the slot goes to the request's job, or back when the request ends without one."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, runner: JobRunner) -> None:
-        self.app, self.max_bytes, self.runner = app, max_bytes, runner
+    def __init__(self, app: ASGIApp, max_bytes: int, runner: JobRunner, timeout: float = 120.0) -> None:
+        self.app, self.max_bytes, self.runner, self.timeout = app, max_bytes, runner, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in UPLOAD_PATHS:
@@ -117,49 +130,76 @@ class UploadGuard:
         if length.isdigit() and int(length) > limit:
             await _error(413, message)(scope, receive, send)
             return
-        if self.runner.full():  # refuse before receiving the upload
-            retry = self.runner.reject()
+        ticket = self.runner.reserve()
+        if ticket is None:  # refuse before receiving the upload
+            retry = self.runner.retry_after()
             await _error(503, f"server busy: all job slots are taken; retry in {retry} s",
                          {"Retry-After": str(retry)})(scope, receive, send)
             return
+        scope[TICKET] = ticket
         received = 0
+        deadline = time.monotonic() + self.timeout
+
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal received
-            msg = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect can come: no time limit on waiting for it
+                return await receive()
+            try:  # a body sent slowly must not hold its slot for ever
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise UploadTooLarge(408, f"upload too slow: not received within {self.timeout:g} s") from None
             if msg["type"] == "http.request":
+                body_done = not msg.get("more_body", False)
                 received += len(msg.get("body", b""))
                 if received > limit:
                     raise UploadTooLarge(413, message)
             return msg
 
-        await self.app(scope, limited, send)
+        try:
+            await self.app(scope, limited, send)
+        finally:
+            ticket.release()  # no-op when the request's job holds the slot now
 
 
-async def _read_upload(image: UploadFile, settings: ServerSettings) -> tuple[bytes, str]:
-    """The upload's bytes (<= max_bytes) and its kind recognised from its content."""
-    data = await image.read(settings.max_bytes + 1)
-    if len(data) > settings.max_bytes:
+async def _read_upload(image: UploadFile, settings: ServerSettings) -> tuple[Any, str]:
+    """The upload as a file (the parser spooled it to disk past 1 MiB; <= max_bytes) and its kind,
+    recognised from its first bytes."""
+    size = image.size if image.size is not None else image.file.seek(0, 2)
+    if size > settings.max_bytes:
         raise ServiceError(413, f"upload too large: the limit is {settings.max_bytes} bytes")
-    if not data:
+    if not size:
         raise ServiceError(400, "empty upload: no image data received")
-    kind = sniff(data)
+    await image.seek(0)
+    head = await image.read(16)
+    await image.seek(0)
+    kind = sniff(head)
     if kind is None:
         declared = (image.content_type or "unknown")[:60]
         raise ServiceError(415, f"unsupported file type (declared {declared!r}); send a {ACCEPTED} image")
-    return data, kind
+    return image.file, kind
 
 
-async def _run(request: Request, job: Any) -> JobResult:
-    """Run a job on the app's runner; library errors become 413 (pixels), 422 (method) or 400 (image)."""
+async def _run(request: Request, job: Any, limit: int, what: str) -> JobResult:
+    """Run a job in the request's slot; library errors become 413 (pixels, `limit` for `what`),
+    422 (method) or 400 (image); server faults are already 500/507 (`server_jobs.server_faults`)."""
+    ticket: Ticket | None = request.scope.get(TICKET)
     try:
-        return await request.app.state.runner.run(job)
-    except ImageTooLargeError as exc:
-        raise ServiceError(413, str(exc)) from None
+        return await request.app.state.runner.run(job, ticket)
+    except ClientImageError as exc:
+        cause = exc.cause
+        if isinstance(cause, ImageTooLargeError):
+            size = f"{cause.width}x{cause.height} = {cause.width * cause.height / 1e6:.1f} megapixels" \
+                if cause.width and cause.height else "too large"
+            raise ServiceError(413, f"uploaded image is {size}, above this server's limit of {limit / 1e6:g} "
+                                    f"megapixels for {what}") from None
+        raise ServiceError(400, str(exc)) from None
     except UnknownMethodError as exc:
         raise ServiceError(422, str(exc)) from None
-    except ImDenoiseError as exc:
-        raise ServiceError(400, str(exc)) from None
+    except ImDenoiseError as exc:  # a library error outside the job's own checks: the server's fault
+        log.error("job failed: %s: %s", type(exc).__name__, exc)
+        raise ServiceError(500, INTERNAL_ERROR) from None
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -184,7 +224,9 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
         log.error("internal error: %s: %s", type(exc).__name__, exc)
-        return _error(500, "internal server error; the server log has the details")
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:  # e.g. the upload's spool file
+            return _error(507, "the server has no storage space left for this job; try again later")
+        return _error(500, INTERNAL_ERROR)
 
 
 def _install_docs(app: FastAPI) -> None:
@@ -240,6 +282,12 @@ def _result_response(result: JobResult, method: str | None) -> Response:
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI app: GET /, /health, /api/v1/models, POST /api/v1/denoise, /api/v1/preview, /docs."""
     settings = settings or ServerSettings()
+    try:
+        from imdenoise.server_net import install_log_limits
+
+        install_log_limits()  # connection churn must not flood the log
+    except ImportError:  # uvicorn absent: the app runs under another ASGI server
+        pass
     runner = JobRunner(settings.max_jobs, settings.queue, settings.timeout)
     models = ModelCache(allowed=settings.methods)
 
@@ -252,7 +300,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                   description="Image denoising service: upload a noisy image, get the denoised image back. "
                               "Limits: see GET /api/v1/models.")
     app.state.settings, app.state.runner, app.state.models = settings, runner, models
-    app.add_middleware(UploadGuard, max_bytes=settings.max_bytes, runner=runner)
+    app.add_middleware(UploadGuard, max_bytes=settings.max_bytes, runner=runner, timeout=settings.timeout)
     _install_handlers(app)
     _install_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -293,11 +341,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         name = method or models.default()
         if name is None or name not in models.names():
             raise ServiceError(422, f"unknown method {method!r}; choose one of: {', '.join(models.names())}")
-        data, kind = await _read_upload(image, settings)
-        job = ImageJob(data, kind, settings)
+        source, kind = await _read_upload(image, settings)
+        limit = pixel_limit(name, settings.max_pixels)
+        job = ImageJob(source, kind, settings, limit)
         kind_of = models.kind(name)
         result = await _run(request, lambda deadline: job.denoise(deadline, lambda: models.get(name), sigma, format,
-                                                                  kind=kind_of))
+                                                                  kind=kind_of), limit, f"method {name!r}")
         log.info("denoised %dx%d %s with %s in %.2f s", result.width, result.height, kind, name, result.seconds)
         return _result_response(result, name)
 
@@ -308,9 +357,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or NPY")],
     ) -> Response:
         """The upload converted to an 8-bit PNG a browser can display (for TIFF files)."""
-        data, kind = await _read_upload(image, settings)
-        job = ImageJob(data, kind, settings)
-        return _result_response(await _run(request, job.preview), None)
+        source, kind = await _read_upload(image, settings)
+        limit = pixel_limit("preview", settings.max_pixels)
+        job = ImageJob(source, kind, settings, limit)
+        return _result_response(await _run(request, job.preview, limit, "preview"), None)
 
     return app
 

@@ -4,21 +4,25 @@ decode -> denoise -> encode job that runs in a worker thread (never on the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import functools
 import logging
 import math
+import re
+import shutil
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, BinaryIO, Callable, Iterator, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from imdenoise.errors import ImDenoiseError, UnknownMethodError
+from imdenoise.errors import ImageWriteError, ImDenoiseError, UnknownMethodError, WeightsError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,6 +39,38 @@ SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "bmp"),
     (b"\x93NUMPY", "npy"),  # read with allow_pickle=False; dtype and shape checked from the header
 )
+# Peak memory of one job above the process with its method loaded, decode to encode, blind, as a
+# fixed part (bytes: a tiled network's activations) plus bytes per image pixel, the larger of the
+# gray and colour figures; "preview" is POST /api/v1/preview. Measured through two image sizes by
+# `python benchmarks/hardening.py server-bpp` (the table in docs/server.md).
+JOB_MEMORY: dict[str, tuple[float, float]] = {
+    "preview": (0.0, 20.0), "gaussian": (0.0, 45.0), "mean": (0.0, 45.0), "median": (0.0, 45.0),
+    "tv": (0.0, 60.0), "wavelet": (0.0, 60.0), "nlm": (0.0, 60.0), "default": (400e6, 60.0),
+    "color": (400e6, 60.0), "gray": (400e6, 60.0), "photo": (400e6, 60.0), "bm3d": (0.0, 100.0),
+    "zeroshot": (0.0, 100.0),
+}
+BUDGET_METHOD = "default"  # --max-pixels is the largest image for this one; the budget follows
+
+
+def job_memory(method: str) -> tuple[float, float]:
+    """(fixed bytes, bytes per pixel) of a method's job; a name not measured (a custom method) counts
+    as the budget method."""
+    return JOB_MEMORY.get(method, JOB_MEMORY[BUDGET_METHOD])
+
+
+def job_budget(max_pixels: int) -> float:
+    """Bytes one job may need: what the budget method needs for a `max_pixels` image."""
+    fixed, per_pixel = job_memory(BUDGET_METHOD)
+    return fixed + per_pixel * max_pixels
+
+
+def pixel_limit(method: str, max_pixels: int) -> int:
+    """Largest image, in pixels, a job of `method` may decode: `max_pixels` for the budget method and
+    cheaper ones, fewer for a method needing more memory, so that no job exceeds `job_budget`."""
+    fixed, per_pixel = job_memory(method)
+    return max(1, min(max_pixels, int((job_budget(max_pixels) - fixed) // max(per_pixel, 1e-9))))
+
+
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "npy": ".npy"}
 ACCEPTED = "PNG, JPEG, TIFF, BMP or NPY"
 MEDIA_TYPE = {"png": "image/png", "tiff": "image/tiff"}
@@ -55,6 +91,10 @@ class ServerSettings(BaseModel):
     timeout: float = Field(120.0, gt=0, description="seconds a job may take, waiting time included")
     methods: list[str] | None = Field(None, description="methods offered (default: all available)")
     tmp_dir: Path | None = Field(None, description="parent of the per-job private temp folders")
+    limit_concurrency: int = Field(200, ge=1, le=100_000, description="open connections at most (past it the "
+                                   "oldest one not yet sending a request is closed); keep it under ulimit -n")
+    timeout_keep_alive: int = Field(5, ge=1, le=3600, description="seconds an idle connection, or one that "
+                                    "has not sent its request head, stays open")
 
 
 class ServiceError(Exception):
@@ -81,11 +121,56 @@ class JobTimeout(ServiceError):
                               "faster method", {"Retry-After": str(max(1, math.ceil(limit)))})
 
 
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None on another C library."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _return_freed_memory() -> None:
+    """Give the heap memory a finished job freed back to the system (glibc keeps it otherwise, and the
+    server's resident size stays at its peak long after a burst)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+class Ticket:
+    """One admitted request's slot, taken before its body is read (`JobRunner.reserve`): handed to the
+    job it becomes the job's slot; a request that ends without a job gives it back (`release`)."""
+
+    def __init__(self, runner: "JobRunner") -> None:
+        self.runner, self.state = runner, "held"  # held -> job (handed over) or released
+
+    def take(self) -> bool:
+        """Hand the slot to a job; False if it was already handed over or released."""
+        with self.runner._lock:
+            if self.state != "held":
+                return False
+            self.state = "job"
+            return True
+
+    def release(self) -> None:
+        """Give the slot back unless a job holds it now (idempotent)."""
+        with self.runner._lock:
+            if self.state == "held":
+                self.state = "released"
+                self.runner._inflight -= 1
+
+
 class JobRunner:
     """A thread pool of `max_jobs` workers behind an admission counter of `max_jobs + queue` slots.
 
-    A slot is held until the job's thread really ends: a job that outlives its time limit (threads
-    cannot be killed) keeps its slot, so the concurrency bound stays true and overload becomes 503.
+    Upload requests take their slot before their body is read (`reserve`), so at most `max_jobs +
+    queue` bodies are ever being received or waiting. A slot is held until the job's thread really
+    ends: a job that outlives its time limit (threads cannot be killed) keeps its slot, so the
+    concurrency bound stays true and overload becomes 503.
     """
 
     def __init__(self, max_jobs: int, queue: int, timeout: float) -> None:
@@ -110,6 +195,15 @@ class JobRunner:
         with self._lock:
             return self._inflight >= self.capacity
 
+    def reserve(self) -> Ticket | None:
+        """A slot for a request about to send its body, or None (counted as refused) when all are taken."""
+        with self._lock:
+            if self._inflight >= self.capacity:
+                self.rejected += 1
+                return None
+            self._inflight += 1
+        return Ticket(self)
+
     def retry_after(self) -> int:
         """Seconds a refused client should wait: the backlog divided among the workers."""
         with self._lock:
@@ -129,14 +223,16 @@ class JobRunner:
                 self.completed += 1
                 self._mean_s = 0.8 * self._mean_s + 0.2 * duration
 
-    async def run(self, fn: Callable[[float], T]) -> T:
-        """Run `fn(deadline)` in a worker thread; Busy when full, JobTimeout past the time limit."""
-        with self._lock:
-            full = self._inflight >= self.capacity
-            if not full:
-                self._inflight += 1
-        if full:
-            raise Busy(self.reject())
+    async def run(self, fn: Callable[[float], T], ticket: Ticket | None = None) -> T:
+        """Run `fn(deadline)` in a worker thread, in the slot of `ticket` if it holds one; else Busy
+        when full. JobTimeout past the time limit."""
+        if ticket is None or not ticket.take():
+            with self._lock:
+                full = self._inflight >= self.capacity
+                if not full:
+                    self._inflight += 1
+            if full:
+                raise Busy(self.reject())
         deadline = time.monotonic() + self.timeout
 
         def task() -> T:
@@ -151,6 +247,7 @@ class JobRunner:
                 with self._lock:
                     self._running -= 1
                 self._release(time.monotonic() - start)
+                _return_freed_memory()
 
         try:
             fut = self._pool.submit(task)
@@ -300,20 +397,27 @@ def _check(deadline: float, limit: float) -> None:
 
 
 class ImageJob:
-    """decode -> (estimate, denoise) -> encode, in a private temp folder removed afterwards."""
+    """decode -> (estimate, denoise) -> encode, in a private temp folder removed afterwards.
 
-    def __init__(self, data: bytes, kind: str, settings: ServerSettings) -> None:
-        self.data, self.kind, self.settings = data, kind, settings
+    The upload arrives as a file (the multipart parser's spooled temp file) and is copied to the job's
+    folder in 1 MiB pieces: no request body is ever held whole in memory. `max_pixels` is this job's
+    pixel limit (see `pixel_limit`), checked from the image header before decoding."""
+
+    def __init__(self, source: BinaryIO, kind: str, settings: ServerSettings, max_pixels: int | None = None) -> None:
+        self.source, self.kind, self.settings = source, kind, settings
+        self.max_pixels = settings.max_pixels if max_pixels is None else max_pixels
 
     def _decode(self, work: Path) -> Any:
         from imdenoise.io import read_image
 
         path = work / f"input{SUFFIX[self.kind]}"  # our own name; the client's name is never used
-        path.write_bytes(self.data)
+        self.source.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(self.source, out, 1 << 20)
         try:
-            return read_image(path, max_pixels=self.settings.max_pixels)
+            return read_image(path, max_pixels=self.max_pixels)
         except ImDenoiseError as exc:  # keep the private temp path out of the client's message
-            raise type(exc)(str(exc).replace(str(path), "uploaded image")) from None
+            raise _client_error(exc, work) from None
         finally:
             path.unlink(missing_ok=True)
 
@@ -330,7 +434,7 @@ class ImageJob:
 
     def preview(self, deadline: float) -> JobResult:
         """The upload as an 8-bit PNG the browser can show (for TIFF input)."""
-        with tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
+        with server_faults(), tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
             image = self._decode(Path(tmp))
             content = self._encode(Path(tmp), image.data, image, "png", np.uint8)
         h, w = image.data.shape[:2]
@@ -344,20 +448,28 @@ class ImageJob:
         kind ('model', 'classical', 'zeroshot', 'custom'): it decides what sigma the method is given
         and which level is reported as used (see `plan_sigma`).
         """
+        from imdenoise.denoiser import check_finite_output
+
         t: dict[str, float] = {}
         start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
+        with server_faults(), tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
             work = Path(tmp)
             image = self._decode(work)
             t["decode"] = time.monotonic() - start
             denoiser = denoiser_for()
             t["load"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
-            plan = plan_sigma(denoiser, kind, image.data, sigma)
-            if plan.estimated is not None:
-                t["estimate"] = time.monotonic() - start - sum(t.values())
-            out = (denoiser.run(plan.auto, image.data) if plan.auto is not None
-                   else denoiser.denoise(image.data, sigma=plan.given))
+            try:
+                plan = plan_sigma(denoiser, kind, image.data, sigma)
+                if plan.estimated is not None:
+                    t["estimate"] = time.monotonic() - start - sum(t.values())
+                out = (denoiser.run(plan.auto, image.data) if plan.auto is not None
+                       else denoiser.denoise(image.data, sigma=plan.given))
+                check_finite_output(out, "uploaded image")  # a NaN result is an error, never a 200
+            except (ImageWriteError, WeightsError):
+                raise  # server-side: server_faults makes them a generic 500
+            except ImDenoiseError as exc:
+                raise _client_error(exc, work) from None
             t["denoise"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
             src = np.dtype(image.dtype)
@@ -366,6 +478,44 @@ class ImageJob:
             t["encode"] = time.monotonic() - start - sum(t.values())
         h, w = image.data.shape[:2]
         return JobResult(content, MEDIA_TYPE[fmt], w, h, plan.estimated, plan.used, time.monotonic() - start, t)
+
+
+class ClientImageError(ImDenoiseError):
+    """A library error caused by the upload, its message free of server paths (a 4xx for the client)."""
+
+    def __init__(self, message: str, cause: ImDenoiseError) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+def _client_error(exc: ImDenoiseError, work: Path) -> ClientImageError:
+    """`exc` worded for the client: the job's private paths become "uploaded image" / nothing."""
+    message = re.sub(re.escape(str(work)) + r"/input\.\w+", "uploaded image", str(exc))
+    message = message.replace(str(work), "(server)")
+    return ClientImageError(message, exc)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@contextlib.contextmanager
+def server_faults() -> Iterator[None]:
+    """Turn the server's own faults in a job into generic errors, the detail going to the log only:
+    no space for the job's files -> 507, any other file or weights failure -> 500."""
+    try:
+        yield
+    except ClientImageError:
+        raise
+    except (OSError, ImageWriteError, WeightsError) as exc:
+        cause = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError) and cause.errno in NO_SPACE:
+            log.error("job failed, no space for its files: %s", exc)
+            raise ServiceError(507, "the server has no storage space left for this job; try again later") from None
+        log.error("job failed on the server's side: %s: %s", type(exc).__name__, exc)
+        raise ServiceError(500, INTERNAL_ERROR) from None
+
+
+INTERNAL_ERROR = "internal server error; the server log has the details"
 
 
 @dataclass

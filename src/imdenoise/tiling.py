@@ -1,8 +1,8 @@
 """Any-size application of a network: pad to its size multiple, and tile large images with blending.
 
-Memory bound: a tiled call holds one batch of `tile x tile` activations plus two full-size float32
-accumulators (the output, C channels, and one weight plane), i.e. 4 * H * W * (C + 1) bytes beyond the
-input itself.
+Memory bound: a tiled call holds one batch of `tile x tile` activations plus one full-size float32
+accumulator (the output, C channels), i.e. 4 * H * W * C bytes beyond the input itself. The blending
+weights are separable (a row profile times a column profile), so no full-size weight plane is kept.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def run_tiled(fn: NetFn, x: torch.Tensor, multiple: int, tile: int | None, overl
     step = max(multiple, (tile - 2 * overlap) // multiple * multiple)
     ramp = tile - step  # the width shared by neighbouring tiles
     out = None
-    weight = torch.zeros(1, 1, h, w, dtype=torch.float32, device=x.device)
+    # every tile's weights are wy (its rows) x wx (its columns), so their sum is (sum of wy) x (sum of wx)
+    weight_y = torch.zeros(h, dtype=torch.float32, device=x.device)
+    weight_x = torch.zeros(w, dtype=torch.float32, device=x.device)
     for y0 in _starts(h, tile, step):
         for x0 in _starts(w, tile, step):
             res = run_padded(fn, x[..., y0:y0 + tile, x0:x0 + tile], multiple).float()
@@ -74,8 +76,10 @@ def run_tiled(fn: NetFn, x: torch.Tensor, multiple: int, tile: int | None, overl
                 out = torch.zeros(n, res.shape[1], h, w, dtype=torch.float32, device=x.device)
             wy = _window(th, ramp, y0 > 0, y0 + th < h, x.device)
             wx = _window(tw, ramp, x0 > 0, x0 + tw < w, x.device)
-            wt = wy[:, None] * wx[None, :]
-            out[..., y0:y0 + th, x0:x0 + tw] += res * wt
-            weight[..., y0:y0 + th, x0:x0 + tw] += wt
+            out[..., y0:y0 + th, x0:x0 + tw] += res * (wy[:, None] * wx[None, :])
+            if x0 == 0:
+                weight_y[y0:y0 + th] += wy
+            if y0 == 0:
+                weight_x[x0:x0 + tw] += wx
     assert out is not None
-    return out.div_(weight)  # in place: no third full-size tensor
+    return out.div_(weight_y[:, None]).div_(weight_x[None, :])  # in place, broadcast: no full-size tensor

@@ -15,8 +15,9 @@ import torch.distributed as dist
 
 from imdenoise import checkpoints as ckpt
 from imdenoise.atomic import write_bytes_atomic
+from imdenoise.checkpoints import write_failure
 from imdenoise.data import IndexStream
-from imdenoise.errors import ConfigError, ImDenoiseError
+from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.registry import build_model, get_architecture
 from imdenoise.train_config import TrainConfig
 from imdenoise.train_data import build_datasets
@@ -61,7 +62,9 @@ class Trainer:
         if self.is_main:
             if self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
                 raise ConfigError(f"run directory {self.run_dir} already exists: resume it with "
-                                  f"`imdenoise train --resume {self.run_dir}` or choose another output_dir")
+                                  f"`imdenoise train --resume {self.run_dir}`, start it over with "
+                                  f"`imdenoise train --restart {self.run_dir}` (deletes its checkpoints and logs), "
+                                  f"or choose another output_dir")
         torch.manual_seed(cfg.optim.seed)
         self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
         if cfg.model.init_weights:
@@ -127,7 +130,8 @@ class Trainer:
             ckpt.remove_stale_temps(self.run_dir)
         path = ckpt.latest_good(self.run_dir)
         if path is None:
-            raise ConfigError(f"{self.run_dir}: no intact checkpoint to resume from")
+            raise ConfigError(f"{self.run_dir}: no intact checkpoint to resume from (the run stopped before "
+                              f"writing one); start it over with `imdenoise train --restart {self.run_dir}`")
         state = ckpt.load_checkpoint(path)
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
@@ -339,9 +343,15 @@ def _yaml(obj: Any) -> str:
 
 
 def run_training(config: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> Path | None:
-    """Train from a validated config (the CLI's `imdenoise train`); returns the weights path on rank 0."""
+    """Train from a validated config (the CLI's `imdenoise train`); returns the weights path on rank 0.
+    A folder that cannot be written (read-only, full disk) is a one-line RunWriteError."""
     try:
         return Trainer(config, run_dir, resume=resume).fit()
+    except OSError as exc:
+        where = Path(run_dir or config.output_dir)
+        raise RunWriteError(f"{exc.filename or where}: cannot write the run's files ({write_failure(exc)}); "
+                            f"make {where} writable and free disk space, or choose another --output-dir "
+                            f"(a run with checkpoints continues with `imdenoise train --resume {where}`)") from None
     finally:
         # The trainer (and its DistributedDataParallel wrapper, which holds the process group) is
         # gone by now; tear the group down only after it, so no C++ worker outlives its group.
@@ -352,3 +362,49 @@ def run_training(config: TrainConfig, run_dir: str | Path | None = None, resume:
             dist.destroy_process_group()
 
 
+# What a run writes into its folder (see Trainer, RunLogger, checkpoints, export): `--restart`
+# deletes these and nothing else.
+RUN_FILES = ("config.yaml", "train_log.jsonl")
+RUN_FOLDERS = {"checkpoints": ("ckpt-*.pt", "ckpt-*.pt.sha256", "best.pt", "best.pt.sha256", ".*.tmp"),
+               "samples": ("step-*.png", ".*.tmp"), "tensorboard": ("events.out.tfevents.*",)}
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """Every file of a run folder that the run itself wrote; a ConfigError naming anything else found
+    there (or a folder without config.yaml), so that `--restart` never deletes a user's file."""
+    import fnmatch
+
+    from imdenoise.train_config import load_config
+
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); refusing to delete anything in it")
+    name = load_config(run_dir / "config.yaml").name
+    exported = (f"{name}.safetensors", f"{name}-step*.safetensors", f".{name}*.safetensors.*.tmp")
+    own, foreign = [], []
+    for entry in sorted(run_dir.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and entry.name in RUN_FOLDERS:
+            for sub in sorted(entry.iterdir()):
+                ok = sub.is_file() and any(fnmatch.fnmatch(sub.name, pat) for pat in RUN_FOLDERS[entry.name])
+                (own if ok else foreign).append(sub)
+        elif entry.is_file() and (entry.name in RUN_FILES or any(fnmatch.fnmatch(entry.name, p) for p in exported)):
+            own.append(entry)
+        else:
+            foreign.append(entry)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ConfigError(f"{foreign[0]}: not a file this run wrote{more}; refusing to restart {run_dir} "
+                          f"(move it away, or choose another output_dir)")
+    return own
+
+
+def clear_run(run_dir: Path) -> int:
+    """Delete a run folder's own files (and its then-empty subfolders) so it can start over; returns
+    how many files went. Refuses, deleting nothing, when the folder holds anything else."""
+    files = run_files(run_dir)
+    for path in files:
+        path.unlink()
+    for sub in RUN_FOLDERS:
+        if (run_dir / sub).is_dir():
+            (run_dir / sub).rmdir()
+    log.info("restart: deleted %d files of the run in %s", len(files), run_dir)
+    return len(files)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +77,72 @@ def read_card(path: str | Path) -> ModelCard:
                            "import a plain state dict with --arch NAME instead")
     try:
         card = ModelCard.model_validate(json.loads(meta[CARD_KEY]))
-    except (ValidationError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: invalid model card: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: invalid model card: not JSON ({exc})") from None
+    except ValidationError as exc:
+        raise WeightsError(f"{path}: invalid model card: {_field_errors(exc)}") from None
     if card.format_version > FORMAT_VERSION:
         raise WeightsError(f"{path}: weights format {card.format_version} is newer than this imdenoise "
                            f"supports ({FORMAT_VERSION}); upgrade imdenoise")
     return card
+
+
+def _field_errors(exc: ValidationError, prefix: str = "") -> str:
+    """Pydantic errors as one line naming each field: `field config.widths.0: Input should be ...`."""
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in (prefix, *err.get("loc", ())) if x != "")
+        parts.append(f"field {loc or '(card)'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _build(path: Path, card: ModelCard, meta: bool) -> DenoisingNet:
+    """The network a card describes, on the meta device (no memory) or for real; a card whose config
+    the architecture refuses is a WeightsError naming the field."""
+    from imdenoise.models.registry import get_architecture
+
+    try:
+        arch = get_architecture(card.architecture)
+    except ImDenoiseError as exc:  # a card naming an unknown architecture: name the file
+        raise WeightsError(f"{path}: field architecture: {exc}") from None
+    try:
+        with torch.device("meta") if meta else nullcontext():
+            model = arch.build(**card.config)
+            pruned = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
+            if pruned:  # a file written by `imdenoise prune`: shrink the recorded convolutions first
+                from imdenoise.prune import apply_pruned_shapes
+
+                apply_pruned_shapes(model, pruned)
+    except ValidationError as exc:
+        raise WeightsError(f"{path}: invalid model card: {_field_errors(exc, 'config')}") from None
+    except ImDenoiseError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: invalid model card: field config: {type(exc).__name__}: {exc}") from None
+    return model
+
+
+def _file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading any tensor data."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from None
+
+
+def _check_shapes(path: Path, card: ModelCard, expected: dict[str, tuple[int, ...]],
+                  found: dict[str, tuple[int, ...]]) -> None:
+    """Refuse weights whose tensors (names, shapes) differ from what the architecture expects."""
+    found = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in found.items()}
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {found[k]} != {v}" for k, v in expected.items() if k in found and found[k] != v]
+    if missing or unexpected or wrong:
+        raise WeightsError(f"{path}: weights do not match architecture {card.architecture!r}: "
+                           f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}")
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -138,7 +199,6 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    state = None
     if path.suffix == ".safetensors" and architecture is None:
         card = read_card(path)
     else:
@@ -146,28 +206,17 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
             raise WeightsError(f"{path}: a plain state dict does not say its architecture; pass --arch NAME")
         arch = get_architecture(architecture)
         if "in_channels" not in config:  # a plain state dict does not record them: read them off the shapes
-            state = _load_state(path)
-            config = {**config, "in_channels": infer_channels(architecture, _clean_keys(state), config)}
+            config = {**config, "in_channels": infer_channels(architecture, _clean_keys(_load_state(path)), config)}
         card = ModelCard(name=path.stem, architecture=architecture, config={**arch.defaults, **config},
                          in_channels=int(config.get("in_channels", 1)))
-    try:
-        model = get_architecture(card.architecture).build(**card.config)
-    except ImDenoiseError as exc:  # a card naming an unknown architecture or a bad config: name the file
-        raise WeightsError(f"{path}: {exc}") from None
-    pruned = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
-    if pruned:  # a file written by `imdenoise prune`: shrink the recorded convolutions first
-        from imdenoise.prune import apply_pruned_shapes
-
-        apply_pruned_shapes(model, pruned)
-    state = _clean_keys(state if state is not None else _load_state(path))
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise WeightsError(f"{path}: weights do not match architecture {card.architecture!r}: "
-                           f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}")
+    if path.suffix == ".safetensors":  # check the card against the file's tensors before building for real
+        skeleton = _build(path, card, meta=True)
+        _check_shapes(path, card, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, _file_shapes(path))
+        del skeleton
+    model = _build(path, card, meta=False)
+    state = _clean_keys(_load_state(path))
+    _check_shapes(path, card, {k: tuple(v.shape) for k, v in model.state_dict().items()},
+                  {k: tuple(v.shape) for k, v in state.items()})
     model.load_state_dict(state)
     card.parameters = sum(p.numel() for p in model.parameters())
     return model.eval(), card

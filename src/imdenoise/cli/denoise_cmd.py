@@ -9,11 +9,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
 import typer
 
 from imdenoise.errors import ImageReadError, ImDenoiseError
+from imdenoise.io import Image
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
@@ -68,6 +70,15 @@ def _shard(items: list) -> list:
     return items[rank::world]
 
 
+def _release(frame: Image, result: np.ndarray, estimate: Any = None) -> np.ndarray:
+    """`result`, after dropping the frame's pixels (and a noise estimate's hold on them): writing needs
+    only the frame's type and alpha, and the input's memory (432 MB for 36 MP colour) is free for it."""
+    frame.data = frame.data[:0, :0]
+    if estimate is not None:
+        estimate.release()
+    return result
+
+
 def denoise(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
@@ -86,13 +97,15 @@ def denoise(
     suffix: Optional[str] = typer.Option(None, "--suffix", help="Output extension for folder output, e.g. .png (default: the input's)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Output sample type: uint8, uint16 or float32 (default: the input's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    max_pages: int = typer.Option(1000, "--max-pages", min=1,
+                                  help="Most pages read from one multi-page TIFF (more is an error)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     json_lines: bool = typer.Option(False, "--json", help="Print one JSON object per image instead of a line of text."),
 ) -> None:
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.denoiser import checked_sigma
+    from imdenoise.denoiser import check_finite_output, checked_sigma
     from imdenoise.inference import load
     from imdenoise.io import read_frames, write_frames
 
@@ -113,21 +126,27 @@ def denoise(
     bar = tqdm(pairs, desc="denoise", unit="img", disable=not sys.stderr.isatty() or len(pairs) < 2)
     for src, dst in bar:
         try:
-            frames = read_frames(src)  # every page of a multi-page TIFF, else one image
+            frames = read_frames(src, max_pages=max_pages)  # every page of a multi-page TIFF, else one image
             if len(frames) > 1 and dst.suffix.lower() not in (".tif", ".tiff"):
                 raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
+            size = size_report(frames)  # before the frames' pixels are released
             start = time.perf_counter()
             if callable(getattr(denoiser, "plan", None)):  # 'default': says which model and level it chose
                 plans = [denoiser.plan(f.data, sigma) for f in frames]
-                clean = [denoiser.run(p, f.data) for p, f in zip(plans, frames)]
-                seconds = time.perf_counter() - start
+                untimed = time.perf_counter()
                 what = plan_report(plans[0])  # may make the coarse estimate for the report: not timed
+                start += time.perf_counter() - untimed
+                clean = [_release(f, denoiser.run(p, f.data), p.estimate) for p, f in zip(plans, frames)]
             else:
-                clean = [denoiser.denoise(f.data, sigma) for f in frames]  # alpha was set aside on read
-                seconds = time.perf_counter() - start
-                what = method_report(denoiser, frames[0].data, sigma)
+                untimed = time.perf_counter()
+                what = method_report(denoiser, frames[0].data, sigma)  # the level it used or estimates: not timed
+                start += time.perf_counter() - untimed
+                clean = [_release(f, denoiser.denoise(f.data, sigma)) for f in frames]  # alpha was set aside on read
+            seconds = time.perf_counter() - start
+            for page in clean:
+                check_finite_output(page, str(src))  # never write a NaN result as an image
             write_frames(dst, clean, like=frames, dtype=dtype, overwrite=overwrite)
-            record = {"input": str(src), "output": str(dst), **what, **size_report(frames), "seconds": round(seconds, 3)}
+            record = {"input": str(src), "output": str(dst), **what, **size, "seconds": round(seconds, 3)}
             if json_lines:
                 tqdm.write(json.dumps(record))
             elif not quiet:

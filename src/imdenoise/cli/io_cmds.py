@@ -59,9 +59,13 @@ def metrics(
     """Print PSNR (dB) and SSIM of DENOISED against CLEAN (8-bit pairs: the benchmark protocol)."""
     import numpy as np
 
+    from imdenoise.denoiser import all_finite
     from imdenoise.io import read_image
 
     ref, out = read_image(clean), read_image(denoised)
+    for path, image in ((clean, ref), (denoised, out)):
+        if not all_finite(image.data):  # PSNR would be "nan dB"
+            raise ImDenoiseError(f"{path}: image contains NaN or infinite values; no PSNR or SSIM can be computed")
     if ref.data.shape != out.data.shape:
         raise ImDenoiseError(f"{denoised}: size {_shape(out.data)} does not match {clean}: {_shape(ref.data)}")
     if ref.dtype == np.uint8 and out.dtype == np.uint8:

@@ -49,6 +49,36 @@ def _register() -> None:
 _register()
 
 
+def _version_text() -> str:
+    """`imdenoise X (torch Y, Python Z)`: what a bug or security report needs; torch's version is read
+    from its package metadata, so `--version` stays fast and works even when torch is broken."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from imdenoise import __version__
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "not installed"
+    return f"imdenoise {__version__} (torch {torch_version}, Python {platform.python_version()})"
+
+
+def _show_version(value: bool) -> None:
+    """Eager --version callback: print the versions and stop before any command runs."""
+    if value:
+        typer.echo(_version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Print the imdenoise, torch and Python versions and exit."),
+) -> None:
+    """Image denoising: pretrained U-Nets, classical filters, training, evaluation, export, web service."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; an ImDenoiseError becomes `error: <message>` on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -11,6 +11,8 @@ import typer
 
 from imdenoise.errors import ConfigError
 
+GUARDED_PROTOCOL = "imdenoise.server_net:GuardedHTTPProtocol"  # connection cap and head deadline
+
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
@@ -23,6 +25,11 @@ def serve(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds a job may take, waiting included (503 after)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods to offer (default: all)."),
     tmp_dir: Optional[Path] = typer.Option(None, "--tmp-dir", help="Where per-job private temp folders go."),
+    limit_concurrency: int = typer.Option(200, "--limit-concurrency", help="Open connections at most, per worker "
+                                          "(past it the oldest one that has sent no request is closed); "
+                                          "keep it well under `ulimit -n`."),
+    timeout_keep_alive: int = typer.Option(5, "--timeout-keep-alive", help="Seconds an idle connection, or one "
+                                           "that has not sent its request head yet, stays open."),
     root_path: str = typer.Option("", "--root-path", help="URL prefix when a reverse proxy serves this at a sub-path."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
@@ -38,7 +45,8 @@ def serve(
     try:
         settings = ServerSettings(
             host=host, port=port, workers=workers, max_bytes=max_bytes, max_pixels=max_pixels, max_jobs=max_jobs,
-            queue=queue, timeout=timeout, tmp_dir=tmp_dir,
+            queue=queue, timeout=timeout, tmp_dir=tmp_dir, limit_concurrency=limit_concurrency,
+            timeout_keep_alive=timeout_keep_alive,
             methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None)
     except ValidationError as exc:
         raise ConfigError("invalid server option: " + "; ".join(
@@ -52,9 +60,10 @@ def serve(
             raise ConfigError(f"--methods: unknown method{'s' if len(unknown) > 1 else ''} "
                               f"{', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
+    net = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
+               limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, root_path=root_path)
+        uvicorn.run(create_app(settings), **net)
         return
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
-    uvicorn.run("imdenoise.server:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, root_path=root_path)
+    uvicorn.run("imdenoise.server:create_app_from_env", factory=True, workers=workers, **net)
