@@ -214,7 +214,9 @@ def test_413_upload_bytes(tmp_path, noisy_gray):
 
 def test_413_pixels(noisy_gray):
     with TestClient(create_app(ServerSettings(max_pixels=4000))) as c:
-        assert_error(post(c, noisy_gray[2], method=FAST), 413, "megapixels")
+        r = post(c, noisy_gray[2], method=FAST)
+        assert_error(r, 413, "serve --max-pixels")  # the operator's option, not the library's
+        assert "IMDENOISE_MAX_PIXELS" not in r.text and "max_pixels=" not in r.text
 
 
 @pytest.mark.parametrize("data,ctype", [(b"hello world", "text/plain"), (b"GIF89a" + bytes(40), "image/gif"),
@@ -533,3 +535,22 @@ else:  # pragma: no cover
     @pytest.mark.skip(reason="schemathesis is not installed (pip install -e '.[dev]')")
     def test_fuzz_api_from_openapi_has_no_unintended_5xx():
         """Placeholder reported as skipped."""
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_any_banner(capsys, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    from imdenoise.cli.main import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda *_a, **_k: (_ for _ in ()).throw(AssertionError("started")))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exc:
+            main(["serve", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and "serving" not in out, out
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err, err

@@ -36,3 +36,12 @@ def under_datasets_root(path: Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def portable(path: str) -> str:
+    """A path as a recipe would write it: `$IMDENOISE_DATASETS/...` under the datasets' root (model cards)."""
+    try:
+        rel = Path(path).resolve().relative_to(datasets_root().resolve())
+    except ValueError:
+        return path
+    return f"{DATASETS_TOKEN}/{rel.as_posix()}"

@@ -193,7 +193,8 @@ async def _run(request: Request, job: Any, limit: int, what: str) -> JobResult:
             size = f"{cause.width}x{cause.height} = {cause.width * cause.height / 1e6:.1f} megapixels" \
                 if cause.width and cause.height else "too large"
             raise ServiceError(413, f"uploaded image is {size}, above this server's limit of {limit / 1e6:g} "
-                                    f"megapixels for {what}") from None
+                                    f"megapixels for {what} (its operator sets it with `imdenoise serve "
+                                    f"--max-pixels`)") from None
         raise ServiceError(400, str(exc)) from None
     except UnknownMethodError as exc:
         raise ServiceError(422, str(exc)) from None

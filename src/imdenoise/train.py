@@ -19,6 +19,7 @@ from imdenoise.checkpoints import write_failure
 from imdenoise.data import IndexStream
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.registry import build_model, get_architecture
+from imdenoise.paths import portable
 from imdenoise.train_config import TrainConfig
 from imdenoise.train_data import build_datasets
 from imdenoise.train_modes import make_step_inputs
@@ -296,7 +297,7 @@ def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, histo
                 "in_channels": cfg.data.channels},
         in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
         description=cfg.description,
-        training_data=", ".join(cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
+        training_data=", ".join(portable(p) for p in cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
         training_steps=step, noise_range=_noise_range(cfg.data.noise),
         validation=history[-1] if history else {},
     )

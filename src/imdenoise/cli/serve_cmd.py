@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,25 @@ import typer
 from imdenoise.errors import ConfigError
 
 GUARDED_PROTOCOL = "imdenoise.server_net:GuardedHTTPProtocol"  # connection cap and head deadline
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a host:port another program listens on (or this user may not bind) before saying we serve."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            hint = "another server is using it; choose another --port" if exc.errno == errno.EADDRINUSE else \
+                "choose another --port or --host"
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
 
 
 def serve(
@@ -59,6 +79,7 @@ def serve(
         if unknown:
             raise ConfigError(f"--methods: unknown method{'s' if len(unknown) > 1 else ''} "
                               f"{', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
+    check_port_free(host, port)
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
     net = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
                limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
