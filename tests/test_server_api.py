@@ -554,3 +554,10 @@ def test_serve_on_a_port_in_use_is_one_line_before_any_banner(capsys, monkeypatc
     out, err = capsys.readouterr()
     assert exc.value.code == 2 and "serving" not in out, out
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err, err
+
+
+def test_models_say_how_far_each_model_was_trained(client):
+    methods = {m["name"]: m for m in client.get("/api/v1/models").json()["methods"]}
+    if "default" in methods:
+        assert methods["default"]["sigma_max"] == 55 and methods["color"]["sigma_max"] == 55
+    assert methods["gaussian"]["sigma_max"] is None

@@ -159,6 +159,10 @@ def test_view_fits_large_images_and_zooms_to_actual_pixels(server, browser, tmp_
     Image.fromarray(ramp).save(wide)
     page = browser.new_page(viewport={"width": 1000, "height": 900})
     page.goto(server)
+    page.wait_for_selector("#method option[value='gaussian']", state="attached")
+    assert page.get_attribute("#sigma", "max") == "55" or page.input_value("#method") != "default"
+    page.select_option("#method", "gaussian")
+    assert page.get_attribute("#sigma", "max") == "100" and "0-100" in page.inner_text("#sigma-range")
     accept = page.get_attribute("#file", "accept")
     assert ".bmp" in accept and ".npy" in accept and "BMP" in page.inner_text("#drop-text")
     page.wait_for_selector("#method option[value='gaussian']", state="attached")

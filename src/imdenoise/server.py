@@ -75,6 +75,7 @@ class MethodBody(BaseModel):
     name: str
     kind: str
     description: str
+    sigma_max: float | None = None  # a model's highest trained noise level (0-255); None: no such bound
 
 
 class LimitsBody(BaseModel):
@@ -321,7 +322,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def list_methods() -> ModelsBody:
         """The models and methods this server offers, the preselected one, and the limits."""
         return ModelsBody(default=models.default(),
-                          methods=[MethodBody(name=m.name, kind=m.kind, description=m.description)
+                          methods=[MethodBody(name=m.name, kind=m.kind, description=m.description, sigma_max=m.sigma_max)
                                    for m in models.describe()],
                           limits=LimitsBody(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
                                             max_jobs=settings.max_jobs, queue=settings.queue,

@@ -272,6 +272,19 @@ class MethodInfo:
     name: str
     kind: Literal["model", "classical", "zeroshot", "custom"]
     description: str
+    sigma_max: float | None = None  # the highest noise level a model was trained on (the page's slider end)
+
+
+def _trained_sigma_max(name: str) -> float | None:
+    """The top of a shipped model's trained noise range (None for a blind model or an unreadable card)."""
+    from imdenoise.weights_io import SHIPPED_DIR, read_card
+
+    try:
+        card = read_card(SHIPPED_DIR / f"{name}.safetensors")
+    except Exception:  # noqa: BLE001 - a card that cannot be read leaves the slider at its default
+        return None
+    hi = (card.noise_range or (0.0, 0.0))[1]
+    return float(hi) if hi and card.config.get("noise_map", True) else None
 
 
 @functools.lru_cache(maxsize=128)
@@ -281,7 +294,8 @@ def _describe(name: str) -> MethodInfo:
 
     if name in SHIPPED_ALIASES:
         return MethodInfo(name, "model", "shipped U-Nets: the photo model for real photos' noise, else the gray "
-                                         "or the color model, chosen by the image")
+                                         "or the color model, chosen by the image",
+                          _trained_sigma_max(SHIPPED_ALIASES[name][1]))
     if name == "zeroshot":
         return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")
     try:
@@ -295,7 +309,8 @@ def _describe(name: str) -> MethodInfo:
     try:
         from imdenoise.weights_io import SHIPPED_DIR, read_card
 
-        return MethodInfo(name, "model", read_card(SHIPPED_DIR / f"{name}.safetensors").description or name)
+        card = read_card(SHIPPED_DIR / f"{name}.safetensors")
+        return MethodInfo(name, "model", card.description or name, _trained_sigma_max(name))
     except Exception:  # a card that cannot be read still leaves the model listed
         return MethodInfo(name, "model", f"shipped model {name!r}")
 

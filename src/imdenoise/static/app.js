@@ -49,6 +49,7 @@ async function loadMethods() {
       opt.value = m.name;
       opt.textContent = `${m.name} (${m.kind})`;
       opt.dataset.description = m.description;
+      if (m.sigma_max) opt.dataset.sigmaMax = String(m.sigma_max);
       if (m.name === body.default) opt.selected = true;
       select.append(opt);
     }
@@ -59,9 +60,17 @@ async function loadMethods() {
   updateButton();
 }
 
+// The noise slider ends where the chosen model's training did (55 for the shipped models; 100 for
+// methods without such a bound), so no level the model never saw can be picked.
 function describeMethod() {
   const opt = $("method").selectedOptions[0];
   $("method-help").textContent = opt ? opt.dataset.description : "";
+  const slider = $("sigma");
+  const max = opt && opt.dataset.sigmaMax ? Math.round(Number(opt.dataset.sigmaMax)) : 100;
+  slider.max = String(max);
+  if (Number(slider.value) > max) slider.value = String(max);
+  $("sigma-range").textContent = `0-${max}`;
+  if (!$("auto-sigma").checked) $("sigma-value").textContent = slider.value;
 }
 
 function updateButton() {
