@@ -86,17 +86,30 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
 
 
 def _estimate(channel: np.ndarray, mean: float, patch: int, region: int, keep: float) -> float:
-    """The regional PCA estimate of ``channel - mean``, patches touching a clipped sample left out."""
+    """The regional PCA estimate of ``channel - mean``, patches touching a clipped sample left out.
+
+    Two passes: each region's estimate first (keeping one number per region), then the patch moments
+    of the flattest quarter again, pooled. Keeping every region's 64x64 moment matrix instead took
+    32 kB a region: 0.5 GB per channel of a 36-megapixel image."""
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
     boxes = [(slice(y0, y1), slice(x0, x1)) for y0, y1 in zip(ys[:-1], ys[1:]) for x0, x1 in zip(xs[:-1], xs[1:])]
-    moments = [_patch_moments(channel[b], patch, mean, exclude_clipped=True) for b in boxes]
-    enough = [m for m in moments if m[0] >= 2 * patch * patch]  # regions with enough unclipped patches
-    moments = enough if enough else [_patch_moments(channel[b], patch, mean) for b in boxes]
-    if len(moments) > 1:
-        flat = np.argsort([_variance(*m) for m in moments])[: max(1, int(round(keep * len(moments))))]
-        moments = [moments[i] for i in flat]
-    pooled = (sum(m[0] for m in moments), sum(m[1] for m in moments), sum(m[2] for m in moments))
-    return float(np.sqrt(_variance(*pooled)) * 255.0)
+    exclude, enough, variances = True, [], []
+    for i, b in enumerate(boxes):  # regions with enough unclipped patches, and their estimates
+        moments = _patch_moments(channel[b], patch, mean, exclude_clipped=True)
+        if moments[0] >= 2 * patch * patch:
+            enough.append(i)
+            variances.append(_variance(*moments))
+    if not enough:
+        exclude, enough = False, list(range(len(boxes)))
+        variances = [_variance(*_patch_moments(channel[b], patch, mean)) for b in boxes] if len(boxes) > 1 else [0.0]
+    chosen = enough
+    if len(enough) > 1:
+        chosen = [enough[i] for i in np.argsort(variances)[: max(1, int(round(keep * len(enough))))]]
+    count, total, outer = 0, 0.0, 0.0
+    for i in chosen:
+        n, t, o = _patch_moments(channel[boxes[i]], patch, mean, exclude)
+        count, total, outer = count + n, total + t, outer + o
+    return float(np.sqrt(_variance(count, total, outer)) * 255.0)
 
 
 def estimate_sigma(image: np.ndarray, stride: int = 1) -> float:
