@@ -226,7 +226,9 @@ def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
 
     clean = read_image(Path(__file__).resolve().parents[1] / "src" / "imdenoise" / "assets" / "sample.png").data[:256, :256]
     clean = np.repeat(clean, 3, axis=-1) if clean.shape[-1] == 1 else clean[..., :3]
-    noisy, ref, _ = parse_noise("camera:shot=0.001,luma=1.5,chroma=3,quality=95").sample_pair(clean, np.random.default_rng(0))
+    # the reference the photo model learns: the camera's rendering without its sharpening (refsharpen=0)
+    spec = "camera:shot=0.001,luma=1.5,chroma=3,quality=95,refsharpen=0"
+    noisy, ref, _ = parse_noise(spec).sample_pair(clean, np.random.default_rng(0))
     Image.fromarray(np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(out, quality=100)
     return out, ref
 
