@@ -29,19 +29,20 @@ def resolve_data_path(value: str, base: Path | None) -> str:
     return str((base / path).resolve())
 
 
+def _under_root(path: str | Path) -> Path | None:
+    """The path relative to the datasets' root, or None when it lies elsewhere."""
+    try:
+        return Path(path).resolve().relative_to(datasets_root().resolve())
+    except ValueError:
+        return None
+
+
 def under_datasets_root(path: Path) -> bool:
     """Whether a path points into the standard datasets' folder (a missing one then needs the hint)."""
-    try:
-        path.resolve().relative_to(datasets_root().resolve())
-        return True
-    except ValueError:
-        return False
+    return _under_root(path) is not None
 
 
 def portable(path: str) -> str:
     """A path as a recipe would write it: `$IMDENOISE_DATASETS/...` under the datasets' root (model cards)."""
-    try:
-        rel = Path(path).resolve().relative_to(datasets_root().resolve())
-    except ValueError:
-        return path
-    return f"{DATASETS_TOKEN}/{rel.as_posix()}"
+    rel = _under_root(path)
+    return path if rel is None else f"{DATASETS_TOKEN}/{rel.as_posix()}"
