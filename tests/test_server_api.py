@@ -225,6 +225,24 @@ def test_415_unsupported_type(client, data, ctype):
     assert_error(post(client, data, name="x.png", ctype=ctype), 415, "PNG, JPEG, TIFF, BMP or NPY")
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiff_result_converts_to_the_png_denoise_gives(client, gray_image, dtype):
+    """The page denoises once as TIFF and shows/offers its keep-depth PNG conversion: that PNG must be
+    the very PNG a format=png denoise returns, for 8-bit, 16-bit and float uploads."""
+    noisy = np.clip(gray_image[:40, :56, 0] + 0.08 * np.random.default_rng(4).standard_normal((40, 56)), 0, 1)
+    scale = {np.uint8: 255, np.uint16: 65535}.get(dtype)
+    upload = npy_bytes(noisy.astype(np.float32) if scale is None else np.round(noisy * scale).astype(dtype))
+    kw = dict(name="x.npy", ctype="application/octet-stream", method=FAST, sigma=20)
+    png = post(client, upload, format="png", **kw)
+    tiff = post(client, upload, format="tiff", **kw)
+    assert png.status_code == tiff.status_code == 200, (png.text, tiff.text)
+    conv = client.post("/api/v1/preview", files={"image": ("r.tif", tiff.content, "image/tiff")},
+                       data={"keep_depth": "true"})
+    assert conv.status_code == 200 and conv.headers["content-type"] == "image/png"
+    a, b = Image.open(io.BytesIO(png.content)), Image.open(io.BytesIO(conv.content))
+    assert a.mode == b.mode and np.array_equal(np.asarray(a), np.asarray(b))
+
+
 def npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)

@@ -353,16 +353,19 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return _result_response(result, name)
 
     @app.post("/api/v1/preview", response_class=Response, tags=["denoise"], responses={
-        200: {"content": {"image/png": {}}, "description": "the upload as an 8-bit PNG"}, **ERROR_RESPONSES})
+        200: {"content": {"image/png": {}}, "description": "the upload as a PNG"}, **ERROR_RESPONSES})
     async def preview(
         request: Request,
         image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or NPY")],
+        keep_depth: Annotated[bool, Form(description="keep 8/16-bit (float -> 16-bit) instead of 8-bit")] = False,
     ) -> Response:
-        """The upload converted to an 8-bit PNG a browser can display (for TIFF files)."""
+        """The upload converted to a PNG a browser can display (for TIFF files): 8-bit, or with
+        `keep_depth` the PNG `/denoise` would have given for a TIFF result (no second denoise)."""
         source, kind = await _read_upload(image, settings)
         limit = pixel_limit("preview", settings.max_pixels)
         job = ImageJob(source, kind, settings, limit)
-        return _result_response(await _run(request, job.preview, limit, "preview"), None)
+        return _result_response(await _run(request, lambda deadline: job.preview(deadline, keep_depth), limit,
+                                           "preview"), None)
 
     return app
 

@@ -445,11 +445,13 @@ class ImageJob:
         finally:
             out.unlink(missing_ok=True)
 
-    def preview(self, deadline: float) -> JobResult:
-        """The upload as an 8-bit PNG the browser can show (for TIFF input)."""
+    def preview(self, deadline: float, keep_depth: bool = False) -> JobResult:
+        """The upload as a PNG the browser can show (for TIFF input): 8-bit, or with `keep_depth` the
+        depth a denoised PNG gets (8/16-bit kept, float -> 16-bit), so a TIFF result converts exactly."""
         with server_faults(), tempfile.TemporaryDirectory(prefix="imdenoise-job-", dir=self.settings.tmp_dir) as tmp:
             image = self._decode(Path(tmp))
-            content = self._encode(Path(tmp), image.data, image, "png", np.uint8)
+            content = self._encode(Path(tmp), image.data, image, "png",
+                                   png_dtype(image.dtype) if keep_depth else np.dtype(np.uint8))
         h, w = image.data.shape[:2]
         return JobResult(content, MEDIA_TYPE["png"], w, h)
 
@@ -485,12 +487,17 @@ class ImageJob:
                 raise _client_error(exc, work) from None
             t["denoise"] = time.monotonic() - start - sum(t.values())
             _check(deadline, self.settings.timeout)
-            src = np.dtype(image.dtype)
-            dtype = src if fmt == "tiff" or src in (np.dtype(np.uint8), np.dtype(np.uint16)) else np.dtype(np.uint16)
+            dtype = np.dtype(image.dtype) if fmt == "tiff" else png_dtype(image.dtype)
             content = self._encode(work, out, image, fmt, dtype)
             t["encode"] = time.monotonic() - start - sum(t.values())
         h, w = image.data.shape[:2]
         return JobResult(content, MEDIA_TYPE[fmt], w, h, plan.estimated, plan.used, time.monotonic() - start, t)
+
+
+def png_dtype(source: Any) -> np.dtype:
+    """The sample type of a PNG result: 8/16-bit sources keep theirs, float ones get 16-bit."""
+    src = np.dtype(source)
+    return src if src in (np.dtype(np.uint8), np.dtype(np.uint16)) else np.dtype(np.uint16)
 
 
 class ClientImageError(ImDenoiseError):

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, limits: null, sigmaUsed: null, method: null, urls: [], busy: false };
+const state = { file: null, tiff: null, limits: null, sigmaUsed: null, method: null, urls: [], busy: false };
 
 function track(url) { state.urls.push(url); return url; }
 function releaseUrls() { state.urls.forEach((u) => URL.revokeObjectURL(u)); state.urls = []; }
@@ -86,6 +86,7 @@ function chooseFile(file) {
     return;
   }
   state.file = file;
+  state.tiff = null;
   const drop = $("drop");
   drop.classList.add("has-file");
   $("drop-text").textContent = `${file.name} (${(file.size / 1024).toFixed(0)} KB) - drop another to replace it`;
@@ -163,11 +164,15 @@ async function denoise() {
   releaseUrls();
   try {
     const sigma = $("auto-sigma").checked ? null : Number($("sigma").value);
-    const xhr = await request("png", sigma);
+    // One denoise, as TIFF (keeps 16-bit and float): the TIFF download is this very result, and the
+    // PNG shown and offered is the server's lossless conversion of it (no second denoise).
+    const xhr = await request("tiff", sigma);
+    state.tiff = xhr.response;
     setProgress("Preparing the comparison…", null);
+    const png = await toPng(state.tiff);
     await showBefore();
     const after = $("after");
-    await new Promise((resolve) => { after.onload = resolve; after.onerror = resolve; after.src = track(URL.createObjectURL(xhr.response)); });
+    await new Promise((resolve) => { after.onload = resolve; after.onerror = resolve; after.src = track(URL.createObjectURL(png)); });
     const est = xhr.getResponseHeader("X-Imdenoise-Sigma-Estimated");
     const used = xhr.getResponseHeader("X-Imdenoise-Sigma");
     state.sigmaUsed = used === null ? sigma : Number(used);
@@ -207,28 +212,25 @@ function sigmaUsedText(used, est, sigma) {
   return `${value} (auto)`;
 }
 
-async function downloadTiff() {
-  if (!state.file || state.busy) return;
-  state.busy = true;
-  updateButton();
-  $("download-tiff").disabled = true;
-  try {
-    const xhr = await request("tiff", state.sigmaUsed);
-    setProgress(null);
-    const a = document.createElement("a");
-    a.href = track(URL.createObjectURL(xhr.response));
-    a.download = `${baseName(state.file.name)}-denoised.tif`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-  } catch (e) {
-    setProgress(null);
-    showError(e.message);
-  } finally {
-    state.busy = false;
-    $("download-tiff").disabled = false;
-    updateButton();
-  }
+// The denoised TIFF as the PNG /denoise would have returned (8/16-bit kept, float -> 16-bit).
+async function toPng(tiff) {
+  const form = new FormData();
+  form.append("image", tiff, "result.tif");
+  form.append("keep_depth", "true");
+  const xhr = await post("api/v1/preview", form, () => {});
+  if (xhr.status !== 200) throw await failure(xhr);
+  return xhr.response;
+}
+
+// Saves the result already computed: no request, no second denoise.
+function downloadTiff() {
+  if (!state.tiff) return;
+  const a = document.createElement("a");
+  a.href = track(URL.createObjectURL(state.tiff));
+  a.download = `${baseName(state.file.name)}-denoised.tif`;
+  document.body.append(a);
+  a.click();
+  a.remove();
 }
 
 // Fit: the image as wide as the panel at most, never enlarged (a 400 px image stays 400 px wide);
