@@ -119,6 +119,31 @@ def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_mod
     assert auto.denoise(camera[..., 0]).shape == camera.shape[:2]
 
 
+def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDenoiser) -> None:
+    """A photo model trained on `data.blind_level` levels is given that rule's level, blind: by
+    `default` (reusing its estimate), by itself, and not the white-noise estimate clamped."""
+    from imdenoise.noise import parse_noise
+    from imdenoise.noise_estimation import BlindLevel, estimate_noise, estimate_sigma
+    from imdenoise.weights_io import ModelCard
+
+    rule = BlindLevel(stride=2, scale=3.0, offset=6.0, max_level=40.0)
+    card = ModelCard(name="photo", architecture="unet", in_channels=3, noise_range=(0.0, 40.0), blind_level=rule)
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color")
+    photo = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "photo", card=card)
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
+        _photo_scene(), np.random.default_rng(1))
+    expected = 6.0 + 3.0 * estimate_sigma(camera, stride=2)
+    assert expected < 40 and abs(expected - estimate_sigma(camera)) > 1  # the rule differs from the AWGN estimate
+    assert rule.of(camera) == pytest.approx(expected) == rule.of(camera, estimate_noise(camera))
+    assert photo.sigma_for(camera, None) == pytest.approx(expected)
+    plan = AutoDenoiser(tiny, color, photo).plan(camera)
+    assert plan.model is photo and plan.sigma == pytest.approx(expected) and "denoised at" in plan.describe()
+    assert np.allclose(photo.denoise(camera), photo.denoise(camera, sigma=expected), atol=1e-6)
+    assert BlindLevel(scale=20, offset=100).of(camera) == 55.0  # clamped to max_level
+    loud = BlindLevel(stride=1, scale=2.0, offset=0.0)
+    assert loud.of(camera) == pytest.approx(2 * estimate_sigma(camera))
+
+
 def test_integer_arrays_are_refused_and_read_images_accepted(tiny: ModelDenoiser, tmp_path: Path) -> None:
     """A uint8 array would be denoised as if 0-255 were 0-1 (nonsense out): a clear error instead; the
     result of read_image can be passed as it is."""

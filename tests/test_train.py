@@ -294,6 +294,25 @@ def test_recipe_paths_are_read_from_the_recipe_folder_not_the_current_one(
         Trainer(load_config(recipes / "r.yaml"))
 
 
+def test_blind_level_feeds_the_rule_in_training_and_lands_in_the_card(image_dir: Path, tmp_path: Path) -> None:
+    """`data.blind_level`: each patch's level input is the rule on its noisy input (not the true sigma),
+    validation uses it too, and the exported card carries it, so inference gives the same levels."""
+    from imdenoise.noise_estimation import BlindLevel
+    from imdenoise.weights_io import read_card
+
+    raw = _raw(image_dir, tmp_path / "run", steps=5)
+    raw["data"].update(noise=["gaussian:5-40"], blind_level={"stride": 1, "scale": 2.0, "offset": 3.0})
+    raw["log"].update(val_every=5)
+    trainer = Trainer(load_config(raw=raw))
+    rule = BlindLevel(stride=1, scale=2.0, offset=3.0)
+    for i in range(3):
+        item = trainer.train_set[i]
+        noisy = item["noisy"].numpy().transpose(1, 2, 0)
+        assert float(item["sigma"]) * 255 == pytest.approx(rule.of(np.clip(noisy, 0, 1)), rel=1e-5)
+    card = read_card(trainer.fit())
+    assert card.blind_level == rule and card.noise_range == (0.0, rule.max_level)
+
+
 def test_a_shipped_name_as_init_weights_starts_from_that_model(image_dir: Path, tmp_path: Path) -> None:
     from imdenoise.weights_io import SHIPPED_DIR, load_model
 

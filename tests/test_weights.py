@@ -86,3 +86,19 @@ def test_mismatched_weights_are_named(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="do not match"):
         load_model(tmp_path / "sd.pt", "unet")  # default widths differ from the saved (8, 16)
     assert path.exists()
+
+
+def test_card_keeps_a_blind_level_rule(tmp_path):
+    """The rule a photo model was trained with survives save/load: inference applies the same one."""
+    from imdenoise.models.registry import build_model
+    from imdenoise.noise_estimation import BlindLevel
+    from imdenoise.weights_io import ModelCard, load_model, read_card, save_weights
+
+    rule = BlindLevel(stride=2, scale=3.0, offset=6.0)
+    model = build_model("unet", widths=(8, 16), in_channels=3)
+    card = ModelCard(name="p", architecture="unet", config={"widths": [8, 16], "in_channels": 3}, in_channels=3,
+                     blind_level=rule)
+    path = save_weights(tmp_path / "p.safetensors", model, card)
+    assert read_card(path).blind_level == rule and load_model(path)[1].blind_level == rule
+    plain = save_weights(tmp_path / "q.safetensors", model, card.model_copy(update={"blind_level": None}))
+    assert read_card(plain).blind_level is None

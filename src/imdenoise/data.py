@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -211,9 +211,10 @@ class SyntheticNoiseDataset(Dataset):
 
     def __init__(self, images: list[np.ndarray], noises: Sequence[str], patch_size: int, seed: int,
                  length: int = 10**12, augment: bool = True, color_jitter: float = 0.0,
-                 strength: Callable[[int], float] | None = None) -> None:
+                 strength: Callable[[int], float] | None = None, blind_level: Any = None) -> None:
         """`strength(index)`: the curriculum's share of each noise range for the sample at `index`
-        (None: the full ranges); `color_jitter`: see :func:`jitter_colors`."""
+        (None: the full ranges); `color_jitter`: see :func:`jitter_colors`; `blind_level`: a
+        `BlindLevel` giving the level input from the noisy patch instead of the true level."""
         from imdenoise.noise import parse_noise
 
         if not images:
@@ -226,6 +227,7 @@ class SyntheticNoiseDataset(Dataset):
         self.augment = augment
         self.color_jitter = color_jitter
         self.strength = strength
+        self.blind_level = blind_level
 
     def __len__(self) -> int:
         return self.length
@@ -241,6 +243,8 @@ class SyntheticNoiseDataset(Dataset):
         if self.strength is not None:
             noise = noise.at_strength(self.strength(index))
         noisy, target, sigma = noise.sample_pair(clean, rng)
+        if self.blind_level is not None:
+            sigma = self.blind_level.of(np.clip(noisy, 0.0, 1.0))
         return {"noisy": _chw(noisy.astype(np.float32)), "target": _chw(target),
                 "sigma": torch.tensor((sigma or 0.0) / 255.0, dtype=torch.float32)}
 

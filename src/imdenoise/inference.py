@@ -119,15 +119,20 @@ class ModelDenoiser:
         self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
         self._fn = torch.compile(self.model) if self.options.compile else self.model
 
-    def sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
-        """The level handed to the network: the given sigma, else the estimate clamped to the trained range."""
+    def sigma_for(self, image: np.ndarray, sigma: float | None, estimate: Any = None) -> float:
+        """The level handed to the network: the given sigma, else the estimate clamped to the trained range
+        (or the card's `blind_level` rule, for a model trained on that rule's levels)."""
         if sigma is not None:
             return checked_sigma(sigma, self.name)
         if not self.model.noise_conditioned:
             return 0.0
-        from imdenoise.noise import estimate_sigma
+        rule = getattr(self.card, "blind_level", None)
+        if rule is not None:
+            est = rule.of(image, estimate)
+        else:
+            from imdenoise.noise import estimate_sigma
 
-        est = float(estimate_sigma(image))
+            est = float(estimate.sigma) if estimate is not None else float(estimate_sigma(image))
         lo, hi = self.noise_range
         return float(min(max(est, lo), hi)) if hi > lo else est
 
@@ -238,7 +243,8 @@ class AutoDenoiser:
             raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
         est = estimate_noise(color)
         if est.photo_like and self.photo is not None:
-            return Plan(self.photo, None, est)
+            level = self.photo.sigma_for(color, None, est) if self.photo.model.noise_conditioned else None
+            return Plan(self.photo, level, est)
         lo, hi = awgn.noise_range
         return Plan(awgn, float(min(max(est.sigma, lo), hi)) if hi > lo else est.sigma, est)
 

@@ -22,6 +22,7 @@ Two things break the plain estimate on real files, and are handled here:
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from imdenoise.denoiser import all_finite
 from imdenoise.errors import ImDenoiseError
@@ -183,3 +184,25 @@ def estimate_noise(image: np.ndarray) -> NoiseEstimate:
     reads the same at both, the correlated noise of real photos much higher at stride 2 (docs/noise.md
     has the measurements)."""
     return NoiseEstimate(np.asarray(image, dtype=np.float32))
+
+
+class BlindLevel(BaseModel):
+    """How a noise-conditioned model that is blind to the user gets its level: ``offset + scale *`` the
+    estimate at ``stride`` (2: the pixel-shuffled estimate, which follows correlated camera noise).
+    The same rule feeds the network in training (``data.blind_level``) and at inference (its card), so
+    the level input means what the network learned, whatever the estimator's bias."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stride: int = Field(2, ge=1, le=4, description="estimate on every stride-th pixel (1: the white-noise estimate)")
+    scale: float = Field(1.0, gt=0, le=20)
+    offset: float = Field(0.0, ge=0, le=100)
+    max_level: float = Field(55.0, gt=0, le=255, description="levels above are clamped, in training as at inference")
+
+    def of(self, image: np.ndarray, estimate: NoiseEstimate | None = None) -> float:
+        """The level (0-255 scale) for `image`, reusing an estimate already made where it matches."""
+        if estimate is not None and self.stride in (1, 2):
+            raw = estimate.sigma_coarse if self.stride == 2 else estimate.sigma
+        else:
+            raw = estimate_sigma(image, stride=self.stride)
+        return float(min(self.offset + self.scale * raw, self.max_level))

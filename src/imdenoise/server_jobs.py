@@ -593,6 +593,11 @@ def plan_sigma(denoiser: Any, kind: str, data: np.ndarray, sigma: float | None) 
     if kind == "classical":
         return SigmaPlan(estimated, estimated, estimated)
     if rng is not None and uses_sigma:
-        used = min(max(estimated, rng[0]), rng[1])
+        if callable(getattr(denoiser, "sigma_for", None)):  # the model's own rule (clamp, or its card's blind_level)
+            from imdenoise.noise_estimation import NoiseEstimate
+
+            used = float(denoiser.sigma_for(data, None, NoiseEstimate(data, sigma=estimated)))
+        else:
+            used = min(max(estimated, rng[0]), rng[1])
         return SigmaPlan(estimated, used, used)
     return SigmaPlan(estimated, None, None)

@@ -298,7 +298,8 @@ def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, histo
         in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
         description=cfg.description,
         training_data=", ".join(portable(p) for p in cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
-        training_steps=step, noise_range=_noise_range(cfg.data.noise),
+        training_steps=step, blind_level=cfg.data.blind_level,
+        noise_range=(0.0, cfg.data.blind_level.max_level) if cfg.data.blind_level else _noise_range(cfg.data.noise),
         validation=history[-1] if history else {},
     )
     out = save_weights(path, model, card)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imdenoise.config_files import parse_config_file
 from imdenoise.errors import ConfigError
+from imdenoise.noise_estimation import BlindLevel
 
 
 class _Strict(BaseModel):
@@ -47,6 +48,9 @@ class DataSection(_Strict):
     limit: int | None = Field(None, ge=1, description="use only the first N training images")
     scales: list[float] = Field(default_factory=lambda: [1.0], min_length=1,
                                 description="clean images: also train on copies downscaled by these factors")
+    blind_level: BlindLevel | None = Field(None, description=(
+        "noise-conditioned nets: feed this rule's estimate from the noisy input, not the true level, so "
+        "the model is blind to the user (it is written into the weights' card)"))
     color_jitter: float = Field(0.0, ge=0, lt=1, description=(
         "clean images: brightness, contrast and saturation scaled by a factor drawn in [1-j, 1+j] (0: off)"))
 

@@ -91,7 +91,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list]:
             strength = (CurriculumStrength(cur, cfg.optim.steps, d.batch_size * world)
                         if cur and "noise" in cur.apply_to else None)
             dataset = SyntheticNoiseDataset(images, d.noise, d.patch_size, seed, augment=d.augment,
-                                            color_jitter=d.color_jitter, strength=strength)
+                                            color_jitter=d.color_jitter, strength=strength,
+                                            blind_level=d.blind_level)
     for folder in d.val:
         val += load_images(list_images(folder)[: d.val_limit], d.channels)
     if d.val_pairs:

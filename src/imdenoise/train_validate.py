@@ -42,8 +42,11 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
             noisy = noise(clean, benchmark_rng(level, i))
         x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()).to(trainer.device)
         # conditioning level: the nominal sigma, else the measured strength of the added noise
+        # (a model blind to the user: its data.blind_level rule on the noisy input)
         nominal = None if isinstance(item, tuple) else noise.nominal_sigma
         cond = nominal if nominal is not None else 255.0 * float(np.std(noisy - clean))
+        if cfg.data.blind_level is not None:
+            cond = cfg.data.blind_level.of(np.clip(noisy, 0.0, 1.0))
         sigma = torch.full((1,), cond / 255.0, device=trainer.device)
         with torch.inference_mode():
             out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)

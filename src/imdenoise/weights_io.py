@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from imdenoise.atomic import new_file_mode, temp_beside
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
+from imdenoise.noise_estimation import BlindLevel
 
 FORMAT_VERSION = 1
 CARD_KEY = "imdenoise.card"
@@ -38,6 +39,8 @@ class ModelCard(BaseModel):
     cpu_hours: float = 0.0
     psnr: dict[str, float] = Field(default_factory=dict, description="'set/sigma' -> PSNR dB")
     version: str = "0"
+    blind_level: BlindLevel | None = Field(None, description=(
+        "a noise-conditioned model's level when none is given: this rule, as in its training"))
 
 
 def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: torch.dtype = torch.float32) -> Path:
