@@ -132,7 +132,7 @@ def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDe
     photo = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "photo", card=card)
     camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
         _photo_scene(), np.random.default_rng(1))
-    expected = 6.0 + 3.0 * estimate_sigma(camera, stride=2)
+    expected = 6.0 + 3.0 * estimate_sigma(camera[::2, ::2])
     assert expected < 40 and abs(expected - estimate_sigma(camera)) > 1  # the rule differs from the AWGN estimate
     assert rule.of(camera) == pytest.approx(expected) == rule.of(camera, estimate_noise(camera))
     assert photo.sigma_for(camera, None) == pytest.approx(expected)
@@ -142,6 +142,8 @@ def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDe
     assert BlindLevel(scale=20, offset=100).of(camera) == 55.0  # clamped to max_level
     loud = BlindLevel(stride=1, scale=2.0, offset=0.0)
     assert loud.of(camera) == pytest.approx(2 * estimate_sigma(camera))
+    tiny_image = camera[:30, :40]  # too small for a stride-2 sub-image estimate: estimated whole
+    assert rule.of(tiny_image) == pytest.approx(6.0 + 3.0 * estimate_sigma(tiny_image))
 
 
 def test_integer_arrays_are_refused_and_read_images_accepted(tiny: ModelDenoiser, tmp_path: Path) -> None:
