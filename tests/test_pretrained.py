@@ -49,16 +49,18 @@ def test_gray_model_beats_wavelet_and_nlm(gray_image: np.ndarray) -> None:
 
 
 def test_default_picks_by_channels_and_noise(gray_image: np.ndarray, color_image: np.ndarray) -> None:
-    """White noise goes to the gray or color model by channels; a given sigma always does; a clean or
-    faintly noisy image (a photo's case) goes to the photo model when it ships."""
-    from imdenoise.inference import PHOTO_MODEL, available_methods
+    """White noise goes to the gray or color model by channels at its estimate; a given sigma is used as
+    is; a clean or faintly noisy image (a photo's case) gets the photo level rule's level instead."""
+    from imdenoise.inference import photo_level
 
     d = load("default")
     gray, color = benchmark_noisy(gray_image, 25, 0), benchmark_noisy(color_image, 25, 0)
     assert d.pick(gray).name == "gray" and d.pick(color).name == "color"
+    assert d.plan(color).sigma == pytest.approx(25, abs=2)
     assert d.pick(gray_image, sigma=5).name == "gray" and d.pick(color_image, sigma=5).name == "color"
-    if PHOTO_MODEL in available_methods():
-        assert d.pick(color_image).name == d.pick(gray_image).name == PHOTO_MODEL
+    plan = d.plan(color_image)
+    assert plan.model.name == "color" and plan.estimate.photo_like
+    assert plan.sigma == pytest.approx(photo_level().of(color_image)) and plan.sigma >= 6
 
 
 def test_tile_size_changes_psnr_by_less_than_0_02_db(gray_image: np.ndarray) -> None:

@@ -107,7 +107,7 @@ class ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Shipped pretrained models first, then every trainable architecture (gray variant's size)."""
-    from imdenoise.inference import PHOTO_MODEL, SHIPPED_ALIASES
+    from imdenoise.inference import SHIPPED_ALIASES
     from imdenoise.weights_io import shipped_models
 
     rows = [
@@ -118,10 +118,9 @@ def list_models() -> list[ModelInfo]:
     shipped = {r.name: r for r in rows}
     for alias, (gray, color) in SHIPPED_ALIASES.items():
         if gray in shipped and color in shipped:
-            photo = alias == "default" and PHOTO_MODEL in shipped
+            photo = " (photos' correlated noise at a level read on every second pixel)" if alias == "default" else ""
             rows.insert(0, ModelInfo(alias, "pretrained", "auto", shipped[gray].parameters,
-                                     (f"'{PHOTO_MODEL}' for photos' camera noise (blind), else " if photo else "")
-                                     + f"'{gray}' for gray images, '{color}' for color images"))
+                                     f"'{gray}' for gray images, '{color}' for color images{photo}"))
     for arch in ARCHITECTURES.values():
         rows.append(ModelInfo(arch.name, "architecture", "any", count_parameters(arch.build()), arch.description))
     return rows
