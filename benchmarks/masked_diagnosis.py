@@ -19,9 +19,9 @@ RATIOS = (0.3, 0.6, 0.85)
 
 
 def main() -> None:
-    from imdenoise.io import read_image
+    from imdenoise.io.images import read_image
     from imdenoise.metrics import psnr_uint8
-    from imdenoise.weights_io import load_model
+    from imdenoise.models.weights import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+", type=Path)

@@ -32,8 +32,8 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from imdenoise.inference import load
-    from imdenoise.io import read_image
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.io.images import read_image
     from imdenoise.metrics import psnr_uint8
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from imdenoise.denoisers.zeroshot import ZeroShotDenoiser
 from imdenoise.metrics import psnr_uint8
-from imdenoise.noise import benchmark_noisy
-from imdenoise.zeroshot import ZeroShotDenoiser
+from imdenoise.noise.models import benchmark_noisy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "datasets" / "test" / "kodak24"

@@ -7,11 +7,11 @@ import builtins
 import numpy as np
 import pytest
 
-from imdenoise.classical import CLASSICAL_METHODS, get_classical
-from imdenoise.denoiser import Denoiser
+from imdenoise.denoisers.base import Denoiser
+from imdenoise.denoisers.classical import CLASSICAL_METHODS, get_classical
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 from imdenoise.metrics import psnr_uint8
-from imdenoise.noise import benchmark_noisy, parse_noise
+from imdenoise.noise.models import benchmark_noisy, parse_noise
 
 EXPECTED = {"mean", "median", "gaussian", "wavelet", "nlm", "tv", "bm3d"}
 MIN_GAIN = {"nlm": 3.0, "bm3d": 3.0}  # dB over the noisy input at sigma 25; others: any gain
@@ -108,7 +108,7 @@ TINY_SHAPES = [(1, 1), (1, 1, 3), (1, 37), (37, 1), (2, 2), (2, 2, 3), (4, 4), (
 _TINY_SCRIPT = """
 import sys, warnings
 import numpy as np
-from imdenoise.classical import CLASSICAL_METHODS, get_classical
+from imdenoise.denoisers.classical import CLASSICAL_METHODS, get_classical
 warnings.simplefilter("error")  # e.g. pywt's "all coefficients will experience boundary effects"
 rng = np.random.default_rng(0)
 for name in sorted(CLASSICAL_METHODS):

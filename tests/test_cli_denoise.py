@@ -13,7 +13,7 @@ import tifffile
 from PIL import Image
 
 from imdenoise.models.registry import build_model
-from imdenoise.weights_io import ModelCard, save_weights
+from imdenoise.models.weights import ModelCard, save_weights
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

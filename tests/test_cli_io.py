@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from imdenoise.cli.main import main
-from imdenoise.io import read_image, write_image
+from imdenoise.io.images import read_image, write_image
 from imdenoise.metrics import psnr_uint8, ssim_uint8
 
 

@@ -27,10 +27,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from imdenoise import checkpoints as ckpt
 from imdenoise.errors import ConfigError, WeightsError
-from imdenoise.train import Trainer
-from imdenoise.train_config import load_config
+from imdenoise.training import checkpoints as ckpt
+from imdenoise.training.config import load_config
+from imdenoise.training.trainer import Trainer
 
 PY = sys.executable
 pytestmark = pytest.mark.timeout(600)
@@ -131,7 +131,7 @@ def test_killed_run_resumes_from_last_intact_checkpoint(killed_run: Path, tmp_pa
     final = ckpt.latest_good(run)
     assert final is not None and _step(final) == target
     assert ckpt.load_checkpoint(final)["step"] == target
-    from imdenoise.weights_io import read_card
+    from imdenoise.models.weights import read_card
 
     assert read_card(run / "crash.safetensors").training_steps == target
 

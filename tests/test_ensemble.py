@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from imdenoise.ensemble import ENSEMBLE_SIZES, self_ensemble
+from imdenoise.denoisers.catalog import load
+from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
+from imdenoise.denoisers.network import InferenceOptions
 from imdenoise.errors import ImDenoiseError
-from imdenoise.inference import InferenceOptions, load
 from imdenoise.metrics import psnr_uint8
-from imdenoise.noise import benchmark_noisy
-from imdenoise.weights_io import SHIPPED_DIR
+from imdenoise.models.weights import SHIPPED_DIR
+from imdenoise.noise.models import benchmark_noisy
 
 
 def _add_column_ramp(x: torch.Tensor) -> torch.Tensor:

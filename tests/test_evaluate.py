@@ -12,7 +12,8 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from imdenoise.evaluate import (
+from imdenoise.denoisers.catalog import load
+from imdenoise.evaluation.evaluate import (
     EvalSettings,
     EvaluationError,
     evaluate,
@@ -23,7 +24,6 @@ from imdenoise.evaluate import (
     residual_stats,
     summarize,
 )
-from imdenoise.inference import load
 
 QUIET = EvalSettings(progress=False)
 
@@ -82,7 +82,7 @@ def test_psnr_matches_hand_computation(color_set: Path) -> None:
 
 
 def test_noisy_not_clipped_and_other_noise_seeding(gray_set: Path) -> None:
-    from imdenoise.noise import parse_noise
+    from imdenoise.noise.models import parse_noise
 
     clean = load_dataset(gray_set).images[0].astype(np.float32) / 255
     noisy, sigma = make_noisy(clean, parse_noise("gaussian:50"), 1)
@@ -210,7 +210,7 @@ def test_lpips_needs_package(tmp_path: Path) -> None:
         pytest.skip("lpips is installed: the missing-package path cannot be shown here")
     except ImportError:
         pass
-    from imdenoise.evaluate_report import load_lpips
+    from imdenoise.evaluation.report import load_lpips
 
     weights = tmp_path / "alex.pth"
     weights.write_bytes(b"\0")

@@ -11,8 +11,16 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-from imdenoise.evaluate import REAL_LABEL, EvalSettings, EvaluationError, evaluate, load_dataset, quantize, summarize
-from imdenoise.inference import load
+from imdenoise.denoisers.catalog import load
+from imdenoise.evaluation.evaluate import (
+    REAL_LABEL,
+    EvalSettings,
+    EvaluationError,
+    evaluate,
+    load_dataset,
+    quantize,
+    summarize,
+)
 from imdenoise.metrics import psnr_uint8, ssim_uint8
 
 QUIET = EvalSettings(progress=False, threads=1)
@@ -105,7 +113,7 @@ def test_real_pairs_blind_unless_fixed_sigma(pairs: Path, tmp_path: Path, gray_i
     clean_dir = tmp_path / "clean"
     clean_dir.mkdir()
     Image.fromarray(np.round(gray_image[:32, :32, 0] * 255).astype(np.uint8)).save(clean_dir / "x.png")
-    from imdenoise.evaluate import parse_levels
+    from imdenoise.evaluation.evaluate import parse_levels
 
     spy.seen.clear()
     rec = evaluate({"spy": spy}, [load_dataset(clean_dir)], parse_levels("gaussian:25"),

@@ -11,11 +11,16 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from imdenoise.denoisers.catalog import load  # noqa: E402
+from imdenoise.denoisers.onnx import ExportError, export_onnx, load_onnx, read_onnx_info  # noqa: E402
 from imdenoise.errors import ImDenoiseError  # noqa: E402
-from imdenoise.export import ExportError, export_onnx, load_onnx, read_onnx_info, resolve_model  # noqa: E402
-from imdenoise.inference import load  # noqa: E402
 from imdenoise.models.registry import build_model  # noqa: E402
-from imdenoise.weights_io import SHIPPED_DIR, ModelCard, save_weights  # noqa: E402
+from imdenoise.models.weights import (  # noqa: E402
+    SHIPPED_DIR,
+    ModelCard,
+    load_network,  # noqa: E402
+    save_weights,
+)
 
 INT8_MAX_PSNR_LOSS = 0.1  # dB, BSD68 / CBSD68 sigma 25 (the bound stated in docs/deployment.md)
 SMALL = dict(widths=(8, 16, 32), blocks_per_level=1)
@@ -39,7 +44,7 @@ def _roundtrip(weights: Path, out: Path) -> float:
     """Export, then compare onnxruntime against torch on odd sizes directly (any size is accepted)."""
     import onnxruntime as ort
 
-    model, card = resolve_model(weights)
+    model, card = load_network(weights)
     rep = export_onnx(model, card, out)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     g = torch.Generator().manual_seed(1)
@@ -49,7 +54,7 @@ def _roundtrip(weights: Path, out: Path) -> float:
         s = torch.full((n,), 25 / 255)
         feeds = {"input": x.numpy(), "sigma": s.numpy()} if model.noise_conditioned else {"input": x.numpy()}
         got = sess.run(None, feeds)[0]
-        from imdenoise.tiling import run_padded
+        from imdenoise.denoisers.tiling import run_padded
 
         with torch.no_grad():
             ref = run_padded(lambda t, s=s: model(t, s), x, model.size_multiple).numpy()
@@ -130,17 +135,17 @@ def test_onnxruntime_backend_equals_torch(tmp_path, gray_image, color_image, cha
 
 def test_onnx_path_loads_through_inference_load(tmp_path):
     weights = _small(tmp_path)
-    model, card = resolve_model(weights)
+    model, card = load_network(weights)
     export_onnx(model, card, tmp_path / "m.onnx")
     d = load(tmp_path / "m.onnx")  # .onnx path picks the onnxruntime backend by itself
     assert d.name == "small1" and d.denoise(np.zeros((9, 13), np.float32), 10).shape == (9, 13)
 
 
 def test_failed_check_names_difference_and_writes_nothing(tmp_path, monkeypatch):
-    import imdenoise.export as ex
+    import imdenoise.denoisers.onnx as ex
 
     monkeypatch.setattr(ex, "check_against_torch", lambda *a, **k: 0.5)
-    model, card = resolve_model(_small(tmp_path))
+    model, card = load_network(_small(tmp_path))
     with pytest.raises(ExportError, match=r"max abs difference 0\.5"):
         export_onnx(model, card, tmp_path / "bad.onnx")
     assert not (tmp_path / "bad.onnx").exists()
@@ -149,9 +154,9 @@ def test_failed_check_names_difference_and_writes_nothing(tmp_path, monkeypatch)
 
 def test_bad_inputs_are_user_errors(tmp_path):
     with pytest.raises(ImDenoiseError, match="not found"):
-        resolve_model(tmp_path / "missing.safetensors")
+        load_network(tmp_path / "missing.safetensors")
     with pytest.raises(ImDenoiseError, match="unknown model 'nope'"):
-        resolve_model("nope")
+        load_network("nope")
     with pytest.raises(ImDenoiseError, match="not found"):
         load_onnx(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
@@ -160,17 +165,17 @@ def test_bad_inputs_are_user_errors(tmp_path):
 
 
 def test_int8_static_quantization_small_model(tmp_path):
-    from imdenoise.quantize import quantize_int8
+    from imdenoise.deploy.quantize import quantize_int8
 
     weights = _small(tmp_path)
-    model, card = resolve_model(weights)
+    model, card = load_network(weights)
     export_onnx(model, card, tmp_path / "m.onnx")
     rep = quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", n_images=4, patch=64)
     assert rep.psnr_vs_fp32 > 30 and rep.bytes < (tmp_path / "m.onnx").stat().st_size
     _, meta = read_onnx_info(tmp_path / "q.onnx")
     assert meta["imdenoise.precision"] == "int8" and "bundled sample photos" in meta["imdenoise.quantization"]
     assert "first level" in meta["imdenoise.quantization"]  # the default recipe
-    from imdenoise.quantize import float_convs
+    from imdenoise.deploy.quantize import float_convs
 
     level0 = float_convs(tmp_path / "m.onnx")  # head, tail and every conv of the first encoder/decoder stage
     assert level0[:2] == ["/model/head/Conv", "/model/tail/Conv"] and len(level0) == 2 + 2 + 2
@@ -183,7 +188,7 @@ def test_int8_static_quantization_small_model(tmp_path):
 
 
 def test_calibration_refuses_test_sets(tmp_path):
-    from imdenoise.quantize import calibration_source
+    from imdenoise.deploy.quantize import calibration_source
 
     (tmp_path / "test" / "bsd68").mkdir(parents=True)
     with pytest.raises(ImDenoiseError, match="test set"):
@@ -206,8 +211,8 @@ def test_export_int8_without_a_folder_calibrates_on_bundled_photos_and_a_failure
 
 
 def _psnr_protocol(den, folder: Path, n: int, sigma: float = 25.0, channels: int = 1) -> float:
-    from imdenoise.data import list_images, load_images
-    from imdenoise.noise import benchmark_noisy
+    from imdenoise.io.datasets import list_images, load_images
+    from imdenoise.noise.models import benchmark_noisy
 
     scores = []
     for i, clean in enumerate(load_images(list_images(folder)[:n], channels)):
@@ -225,12 +230,12 @@ INT8_CHECK_IMAGES = 4  # first images of the set; docs/deployment.md has the ful
 def test_int8_psnr_within_bound(tmp_path, datasets_dir, name, dataset, channels):
     """The default int8 recipe (quantize_int8's defaults, as `imdenoise export --quantize int8`) loses at
     most INT8_MAX_PSNR_LOSS dB against fp32 on the first images of BSD68 / CBSD68 at sigma 25."""
-    from imdenoise.quantize import quantize_int8
+    from imdenoise.deploy.quantize import quantize_int8
 
     weights = SHIPPED_DIR / f"{name}.safetensors"
     if not weights.is_file():
         pytest.skip(f"shipped {name} model {weights} not trained yet: the int8 PSNR bound needs trained weights")
-    model, card = resolve_model(weights)
+    model, card = load_network(weights)
     export_onnx(model, card, tmp_path / f"{name}.onnx")
     quantize_int8(tmp_path / f"{name}.onnx", tmp_path / f"{name}-int8.onnx")
     folder = datasets_dir / "test" / dataset
@@ -240,7 +245,8 @@ def test_int8_psnr_within_bound(tmp_path, datasets_dir, name, dataset, channels)
 
 
 def test_prune_removes_channels_and_reloads(tmp_path):
-    from imdenoise.prune import load_weights_any, prune_channels
+    from imdenoise.models.pruning import prune_channels
+    from imdenoise.models.weights import load_model
 
     torch.manual_seed(0)
     model = build_model("unet", **{**SMALL, "widths": (10, 20, 40)}).eval()
@@ -255,7 +261,7 @@ def test_prune_removes_channels_and_reloads(tmp_path):
     card = ModelCard(name="p", architecture="unet", config=model.config.model_dump(mode="json"), in_channels=1,
                      pruned=spec)
     path = save_weights(tmp_path / "p.safetensors", model, card)
-    again, card2 = load_weights_any(path)
+    again, card2 = load_model(path)
     with torch.no_grad():
         torch.testing.assert_close(again(x, s), y)
     assert card2.parameters == sum(p.numel() for p in model.parameters())
@@ -266,7 +272,7 @@ def test_prune_removes_channels_and_reloads(tmp_path):
 
 
 def test_prune_keeps_largest_l1_filters():
-    from imdenoise.prune import prune_channels
+    from imdenoise.models.pruning import prune_channels
 
     model = build_model("unet", **SMALL).eval()
     conv = model.encoders[0][0].body[0]
@@ -288,10 +294,10 @@ def test_cli_export_and_prune(tmp_path, datasets_dir):
     assert (tmp_path / "c.onnx").is_file()
     main(["prune", str(weights), "-o", str(tmp_path / "p.safetensors"), "--keep", "0.5", "--steps", "2",
           "--batch", "2", "--patch", "32"])
-    from imdenoise.prune import load_weights_any
+    from imdenoise.models.weights import load_model
 
-    model, card = load_weights_any(tmp_path / "p.safetensors")
-    assert card.name == "small1-pruned50" and card.parameters < 0.8 * resolve_model(weights)[1].parameters
+    model, card = load_model(tmp_path / "p.safetensors")
+    assert card.name == "small1-pruned50" and card.parameters < 0.8 * load_network(weights)[1].parameters
     with pytest.raises(SystemExit) as exc:
         main(["export", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "x.onnx")])
     assert exc.value.code == 2
@@ -311,7 +317,7 @@ def test_onnxruntime_backend_takes_arch_for_plain_state_dict(tmp_path, channels)
     img = np.random.default_rng(0).random((29, 35, channels), dtype=np.float32)
     ref = build_model("unet-mnist", in_channels=channels)
     ref.load_state_dict(model.state_dict())
-    from imdenoise.inference import InferenceOptions, ModelDenoiser
+    from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
 
     want = ModelDenoiser(ref.eval(), "ref", None, InferenceOptions(device="cpu")).denoise(img, 25)
     np.testing.assert_allclose(d.denoise(img, 25), want, atol=1e-4)
@@ -323,7 +329,7 @@ def test_onnxruntime_backend_takes_arch_for_plain_state_dict(tmp_path, channels)
 
 def test_cli_denoise_onnxruntime_plain_state_dict(tmp_path):
     from imdenoise.cli.main import main
-    from imdenoise.io import write_image
+    from imdenoise.io.images import write_image
 
     torch.manual_seed(0)
     sd = tmp_path / "sd.pt"
@@ -336,8 +342,8 @@ def test_cli_denoise_onnxruntime_plain_state_dict(tmp_path):
 
 def test_pruned_card_drops_parent_figures(tmp_path, datasets_dir):
     """A pruned model's card must not carry the parent's PSNR tables; it records what prune measured."""
-    from imdenoise.prune import prune_model
-    from imdenoise.weights_io import read_card
+    from imdenoise.deploy.prune import prune_model
+    from imdenoise.models.weights import read_card
 
     torch.manual_seed(0)
     model = build_model("unet", in_channels=1, **SMALL)

@@ -95,9 +95,9 @@ def test_growth_refuses_what_it_cannot_preserve() -> None:
 
 
 def test_training_can_start_from_a_shallower_model(tmp_path: Path) -> None:
-    from imdenoise.train import Trainer
-    from imdenoise.train_config import load_config
-    from imdenoise.weights_io import ModelCard, save_weights
+    from imdenoise.models.weights import ModelCard, save_weights
+    from imdenoise.training.config import load_config
+    from imdenoise.training.trainer import Trainer
 
     source = _trained_like()
     card = ModelCard(name="small", architecture="unet", config=source.config.model_dump(), in_channels=1)

@@ -66,7 +66,7 @@ def test_tiff_page_limit_refuses_and_the_option_raises_it(tmp_path: Path, capsys
     code, _, err = run_cli(["denoise", str(many), "-o", str(out), "--method", "mean", "--sigma", "10",
                             "--max-pages", "30"], capsys)
     assert code == 0, err
-    from imdenoise.io import read_frames
+    from imdenoise.io.images import read_frames
 
     assert len(read_frames(out)) == 30
 
@@ -76,7 +76,7 @@ def test_read_frames_stops_walking_at_the_page_limit(tmp_path: Path) -> None:
     import tifffile
 
     from imdenoise.errors import ImageReadError
-    from imdenoise.io import DEFAULT_MAX_PAGES, read_frames, read_image
+    from imdenoise.io.images import DEFAULT_MAX_PAGES, read_frames, read_image
 
     path = tmp_path / "pages.tif"
     path.write_bytes(tiff_pages(20_000))
@@ -126,7 +126,7 @@ def test_metrics_of_an_image_with_nan_is_an_error(tmp_path: Path, capsys) -> Non
 def test_tv_with_a_vanishing_sigma_is_finite(shape) -> None:
     """Found by the server fuzz once NaN results became errors: skimage's TV divided by a weight of
     1e-128 (sigma 2e-125) and returned NaN, which used to be written as black."""
-    from imdenoise.classical import TVDenoiser
+    from imdenoise.denoisers.classical import TVDenoiser
 
     image = np.random.default_rng(0).random(shape, dtype=np.float32)
     out = TVDenoiser().denoise(image, sigma=2.1319398821441413e-125)
@@ -134,7 +134,7 @@ def test_tv_with_a_vanishing_sigma_is_finite(shape) -> None:
 
 
 def test_all_finite_detects_every_kind_without_false_alarms() -> None:
-    from imdenoise.denoiser import all_finite
+    from imdenoise.denoisers.base import all_finite
 
     big = np.full((100, 100, 3), np.finfo(np.float32).max, np.float32)  # sums past float32, not float64
     assert all_finite(big) and all_finite(-big)
@@ -151,7 +151,7 @@ def _card_file(tmp_path: Path, name: str, change: dict, tensors: dict | None = N
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from imdenoise.weights_io import CARD_KEY, SHIPPED_DIR
+    from imdenoise.models.weights import CARD_KEY, SHIPPED_DIR
 
     src = SHIPPED_DIR / "gray.safetensors"
     with safe_open(str(src), framework="pt") as f:
@@ -175,7 +175,7 @@ def _card_file(tmp_path: Path, name: str, change: dict, tensors: dict | None = N
 ])
 def test_lying_card_is_a_weights_error_naming_the_field(tmp_path: Path, name: str, change: dict, field: str,
                                                        capsys) -> None:
-    from imdenoise.weights_io import load_model
+    from imdenoise.models.weights import load_model
 
     path = _card_file(tmp_path, name, change)
     with pytest.raises(WeightsError, match=field) as info:
@@ -192,7 +192,7 @@ def test_card_sizing_a_huge_network_is_refused_before_anything_is_built(tmp_path
     shapes; the network is only ever built on the meta device (no memory)."""
     import torch
 
-    from imdenoise import weights_io
+    from imdenoise.models import weights as weights_io
 
     path = _card_file(tmp_path, "huge", {"config.widths": [20000], "config.blocks_per_level": 1},
                       tensors={"x": torch.zeros(1)})

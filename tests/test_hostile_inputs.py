@@ -1,7 +1,7 @@
 """A corpus of hostile image files: each gives a named error (naming the file) or a correct result.
 
 The files are made at test time in a temporary folder (nothing binary is committed). Every case
-goes through `imdenoise.io.read_image` and through the CLI (`imdenoise denoise X -o out.png
+goes through `imdenoise.io.images.read_image` and through the CLI (`imdenoise denoise X -o out.png
 --method mean`), in-process and once as a real subprocess; none may raise anything but an
 `ImDenoiseError`, print a traceback, or hang (pytest-timeout and subprocess timeouts).
 Degenerate shapes (1x1, 1xN, Nx1, 100000x1) are also denoised with a classical filter and with a
@@ -27,9 +27,9 @@ from PIL import Image as PILImage
 
 import imdenoise
 from imdenoise.cli.main import main as cli_main
+from imdenoise.denoisers.network import ModelDenoiser
 from imdenoise.errors import ImageReadError, ImageTooLargeError, ImDenoiseError
-from imdenoise.inference import ModelDenoiser
-from imdenoise.io import read_image
+from imdenoise.io.images import read_image
 from imdenoise.models.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,7 +400,7 @@ def test_nan_inf_tiff_reads_but_denoising_says_nan(corpus: Path, unet_color, tmp
             with pytest.raises(ImDenoiseError, match="NaN or infinite"):
                 denoiser.denoise(img.data, sigma)
     with pytest.raises(ImDenoiseError, match="NaN or infinite"):
-        imdenoise.noise.estimate_sigma(img.data)
+        imdenoise.noise.models.estimate_sigma(img.data)
     code, _, err = _cli(["denoise", str(corpus / "nan_inf.tif"), "-o", str(tmp_path / "o.tif"),
                          "--method", "mean", "--sigma", "20"], capsys)
     assert code == 2 and "nan_inf.tif" in err and "NaN" in err and "Traceback" not in err
@@ -430,7 +430,7 @@ def _evil_pickle(path: Path, marker: Path, wrap: bool = True) -> Path:
 def test_malicious_pickle_weights_refused_without_running(tmp_path: Path, suffix: str,
                                                          capsys: pytest.CaptureFixture) -> None:
     from imdenoise.errors import WeightsError
-    from imdenoise.weights_io import load_model
+    from imdenoise.models.weights import load_model
 
     marker = tmp_path / "PWNED"
     evil = _evil_pickle(tmp_path / f"evil{suffix}", marker)
@@ -448,8 +448,8 @@ def test_malicious_pickle_weights_refused_without_running(tmp_path: Path, suffix
 
 def test_malicious_pickle_checkpoint_refused_without_running(tmp_path: Path) -> None:
     """A checkpoint with a matching checksum but a code-running pickle: refused, named, not run."""
-    from imdenoise import checkpoints
     from imdenoise.errors import WeightsError
+    from imdenoise.training import checkpoints
 
     marker = tmp_path / "PWNED"
     run = tmp_path / "run"
@@ -486,7 +486,7 @@ SAFETENSORS_CASES = {
 
 @pytest.mark.parametrize("name", list(SAFETENSORS_CASES))
 def test_malicious_safetensors_header_refused(tmp_path: Path, name: str, capsys: pytest.CaptureFixture) -> None:
-    from imdenoise.weights_io import load_model, read_card
+    from imdenoise.models.weights import load_model, read_card
 
     path = tmp_path / f"{name}.safetensors"
     path.write_bytes(SAFETENSORS_CASES[name])
@@ -505,7 +505,7 @@ def test_malicious_safetensors_header_refused(tmp_path: Path, name: str, capsys:
 def test_yaml_python_tags_execute_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture) -> None:
     from imdenoise.errors import ConfigError
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "PWNED"

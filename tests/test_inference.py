@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from imdenoise.denoisers.catalog import load
+from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser
 from imdenoise.errors import ImDenoiseError, UnknownMethodError
-from imdenoise.inference import AutoDenoiser, InferenceOptions, ModelDenoiser, load
 from imdenoise.models.registry import build_model
 
 
@@ -78,7 +79,7 @@ def test_bad_inputs(tiny: ModelDenoiser) -> None:
 
 
 def test_load_by_path_and_classical(tmp_path: Path) -> None:
-    from imdenoise.weights_io import ModelCard, save_weights
+    from imdenoise.models.weights import ModelCard, save_weights
 
     model = build_model("unet", widths=(8, 16))
     path = save_weights(tmp_path / "m.safetensors", model,
@@ -94,7 +95,7 @@ def _photo_scene(h: int = 128, w: int = 160) -> np.ndarray:
 
 
 def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_models(tiny: ModelDenoiser) -> None:
-    from imdenoise.noise import parse_noise
+    from imdenoise.noise.models import parse_noise
 
     torch.manual_seed(0)
     color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color")
@@ -124,7 +125,7 @@ def test_integer_arrays_are_refused_and_read_images_accepted(tiny: ModelDenoiser
     result of read_image can be passed as it is."""
     from PIL import Image
 
-    from imdenoise.io import read_image
+    from imdenoise.io.images import read_image
 
     u8 = np.full((16, 16), 128, np.uint8)
     with pytest.raises(ImDenoiseError, match="uint8 array: divide it by 255"):

@@ -12,11 +12,11 @@ import tifffile
 from PIL import Image as PILImage
 from PIL import ImageOps
 
-from imdenoise import io as imio
-from imdenoise import io_formats
 from imdenoise.atomic import new_file_mode
 from imdenoise.errors import ImageReadError, ImageTooLargeError, ImageWriteError, ImDenoiseError, OutputExistsError
-from imdenoise.io import read_frames, read_image, write_image
+from imdenoise.io import formats as io_formats
+from imdenoise.io import images as imio
+from imdenoise.io.images import read_frames, read_image, write_image
 
 ASSETS = Path(imio.__file__).parent / "assets"
 MAX = {"uint8": 255, "uint16": 65535}

@@ -10,17 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from imdenoise.data import (
-    IndexStream,
-    PairedDataset,
-    SyntheticNoiseDataset,
-    augment,
-    match_pairs,
-    read_idx_images,
-    rescaled_copies,
-)
 from imdenoise.errors import ConfigError
-from imdenoise.losses import PSNR_LOSS_FLOOR, charbonnier, l1, mse, parse_loss, psnr_loss
+from imdenoise.io.datasets import match_pairs, read_idx_images
+from imdenoise.training.datasets import IndexStream, PairedDataset, SyntheticNoiseDataset, augment, rescaled_copies
+from imdenoise.training.losses import PSNR_LOSS_FLOOR, charbonnier, l1, mse, parse_loss, psnr_loss
 
 
 def test_weighted_sum_matches_terms() -> None:
@@ -189,7 +182,7 @@ def test_rescaled_copies_match_pil_bicubic_and_skip_too_small() -> None:
 
 
 def test_scales_are_checked(tmp_path: Path) -> None:
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     base = {"output_dir": str(tmp_path / "r"), "data": {"train": [str(tmp_path)]}}
     for scales, match in [([1.5], "must lie in"), ([0.0], "must lie in")]:

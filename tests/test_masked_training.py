@@ -10,16 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from imdenoise.data import SyntheticNoiseDataset
 from imdenoise.errors import ConfigError
-from imdenoise.losses import l1
 from imdenoise.models.mask_attention import MaskAttention
 from imdenoise.models.registry import build_model
-from imdenoise.noise import parse_noise
-from imdenoise.train import Trainer
-from imdenoise.train_config import load_config
-from imdenoise.train_data import CurriculumStrength
-from imdenoise.train_modes import make_step_inputs, mask_ratio_range
+from imdenoise.noise.models import parse_noise
+from imdenoise.training.config import load_config
+from imdenoise.training.data import CurriculumStrength
+from imdenoise.training.datasets import SyntheticNoiseDataset
+from imdenoise.training.losses import l1
+from imdenoise.training.modes import make_step_inputs, mask_ratio_range
+from imdenoise.training.trainer import Trainer
 
 
 def _cfg(**sections) -> object:

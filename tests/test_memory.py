@@ -29,7 +29,7 @@ STREAM_GROWTH_MB = 25
 _DENOISE = textwrap.dedent("""
     import json, sys
     import numpy as np, torch
-    from imdenoise.inference import ModelDenoiser
+    from imdenoise.denoisers.network import ModelDenoiser
     from imdenoise.models.registry import build_model
 
     def status(key):
@@ -80,7 +80,7 @@ def test_denoise_40mp_color_stays_under_bound() -> None:
 
 _STREAM = textwrap.dedent("""
     import json, sys
-    import imdenoise.io as io
+    import imdenoise.io.images as io
     from imdenoise.cli.main import main
 
     def rss():

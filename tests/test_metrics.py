@@ -10,7 +10,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from imdenoise.metrics import psnr, psnr_uint8, ssim, ssim_uint8
-from imdenoise.noise import benchmark_noisy
+from imdenoise.noise.models import benchmark_noisy
 
 
 def _u8(x: np.ndarray) -> np.ndarray:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from imdenoise.denoisers.tiling import run_padded
 from imdenoise.errors import UnknownMethodError
 from imdenoise.models.registry import ARCHITECTURES, build_model, get_architecture
 from imdenoise.models.unet import UNet, UNetConfig
-from imdenoise.tiling import run_padded
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -79,7 +79,7 @@ def test_shipped_models_are_efficient() -> None:
     and the registry's `unet` under a quarter."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from imdenoise.export import resolve_model
+    from imdenoise.models.weights import load_network
 
     def flops(model: torch.nn.Module) -> int:
         channels = model.in_channels
@@ -89,8 +89,8 @@ def test_shipped_models_are_efficient() -> None:
 
     dncnn = flops(build_model("dncnn"))
     assert flops(build_model("unet")) < 0.25 * dncnn
-    from imdenoise.inference import available_methods
+    from imdenoise.denoisers.catalog import available_methods
 
     for name in [n for n in ("gray", "color", "photo") if n in available_methods()]:
-        model, _ = resolve_model(name)
+        model, _ = load_network(name)
         assert flops(model) < 0.40 * flops(build_model("dncnn", in_channels=model.in_channels))

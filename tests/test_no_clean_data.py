@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from imdenoise.data import NoisyOnlyDataset, load_images
-from imdenoise.train_config import load_config
-from imdenoise.train_data import build_datasets
+from imdenoise.io.datasets import load_images
+from imdenoise.training.config import load_config
+from imdenoise.training.data import build_datasets
+from imdenoise.training.datasets import NoisyOnlyDataset
 
 
 def _noisy_folder(tmp_path):

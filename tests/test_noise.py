@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imdenoise.errors import ImDenoiseError, NoiseSpecError
-from imdenoise.noise import (
+from imdenoise.noise.models import (
     GaussianNoise,
     MixedNoise,
     PoissonNoise,
@@ -189,7 +189,7 @@ def _lag1(noise: np.ndarray) -> float:
 
 
 def test_camera_noise_is_seeded_in_range_and_keeps_shape() -> None:
-    from imdenoise.noise import CameraNoise
+    from imdenoise.noise.models import CameraNoise
 
     model = parse_noise("camera")
     assert isinstance(model, CameraNoise) and parse_noise(model.spec) == model
@@ -250,7 +250,7 @@ def test_camera_spec_errors_name_the_parameter() -> None:
 
 
 def test_estimate_noise_tells_camera_noise_from_white_noise() -> None:
-    from imdenoise.noise_estimation import estimate_noise
+    from imdenoise.noise.estimation import estimate_noise
 
     clean = _scene(192, 256)
     white = estimate_noise(parse_noise("gaussian:15")(clean, rng(0)))

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from imdenoise.errors import NoiseSpecError
-from imdenoise.noise import PoissonGaussianNoise, RicianNoise, parse_noise, rician_moments
+from imdenoise.noise.models import PoissonGaussianNoise, RicianNoise, parse_noise, rician_moments
 from tests.conftest import run_cli
 
 
@@ -72,7 +72,7 @@ def test_eval_and_training_config_take_the_new_kinds(tmp_path: Path, capsys: pyt
                                                       gray_image: np.ndarray) -> None:
     from PIL import Image
 
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     cfg = load_config(raw={"data": {"train": ["x"], "noise": ["rician:5-20", "poisson-gaussian:gain=0.01,sigma=2"],
                                     "val_noise": "rician:10"}})

@@ -30,7 +30,7 @@ def test_unknown_precision_is_named() -> None:
 
 
 def test_zeroshot_fast_schedule_resolves_auto(monkeypatch: pytest.MonkeyPatch) -> None:
-    from imdenoise.zeroshot import ZeroShotConfig
+    from imdenoise.denoisers.zeroshot import ZeroShotConfig
 
     for native, expected in [(True, "bf16"), (False, "fp32")]:
         monkeypatch.setattr(precision, "native_bf16", lambda device="cpu", n=native: n)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imdenoise.inference import InferenceOptions, ModelDenoiser, load
+from imdenoise.denoisers.catalog import load
+from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
 from imdenoise.metrics import psnr_uint8
-from imdenoise.noise import benchmark_noisy
-from imdenoise.weights_io import SHIPPED_DIR
+from imdenoise.models.weights import SHIPPED_DIR
+from imdenoise.noise.models import benchmark_noisy
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_DIR / "gray.safetensors").is_file()
                                 or not (SHIPPED_DIR / "color.safetensors").is_file(),
@@ -51,7 +52,8 @@ def test_gray_model_beats_wavelet_and_nlm(gray_image: np.ndarray) -> None:
 def test_default_picks_by_channels_and_noise(gray_image: np.ndarray, color_image: np.ndarray) -> None:
     """White noise goes to the gray or color model by channels; a given sigma always does; a clean or
     faintly noisy image (a photo's case) goes to the photo model when it ships."""
-    from imdenoise.inference import PHOTO_MODEL, available_methods
+    from imdenoise.denoisers.catalog import available_methods
+    from imdenoise.models.weights import PHOTO_MODEL
 
     d = load("default")
     gray, color = benchmark_noisy(gray_image, 25, 0), benchmark_noisy(color_image, 25, 0)

@@ -22,9 +22,9 @@ from PIL import Image as PILImage
 
 from imdenoise.cli.main import main as cli_main
 from imdenoise.errors import ConfigError, ImageReadError, NoiseSpecError
-from imdenoise.io import read_image, write_image
-from imdenoise.noise import NOISE_KINDS, parse_noise
-from imdenoise.train_config import apply_overrides, load_config
+from imdenoise.io.images import read_image, write_image
+from imdenoise.noise.models import NOISE_KINDS, parse_noise
+from imdenoise.training.config import apply_overrides, load_config
 
 pytestmark = pytest.mark.timeout(120)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,15 +18,15 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imdenoise.server import create_app  # noqa: E402
-from imdenoise.server_jobs import ServerSettings  # noqa: E402
+from imdenoise.server.app import create_app  # noqa: E402
+from imdenoise.server.jobs import ServerSettings  # noqa: E402
 
 FAST = "gaussian"  # a classical filter that takes milliseconds
 
 
 def quality_method() -> str:
     """The best quick method this installation offers: the shipped default, else a classical filter."""
-    from imdenoise.inference import available_methods
+    from imdenoise.denoisers.catalog import available_methods
 
     names = available_methods()
     return next(n for n in ("default", "nlm", "wavelet", "gaussian") if n in names)
@@ -145,7 +145,7 @@ def test_denoise_color_with_manual_sigma(client, color_image):
 
 def test_16bit_tiff_stays_16bit(client, gray_image):
     tifffile = pytest.importorskip("tifffile")
-    from imdenoise.io import read_image
+    from imdenoise.io.images import read_image
 
     arr16 = np.round(np.clip(gray_image[:48, :48, 0] + 0.05 * np.random.default_rng(2).standard_normal((48, 48)),
                              0, 1) * 65535).astype(np.uint16)
@@ -166,7 +166,7 @@ def test_16bit_tiff_stays_16bit(client, gray_image):
 
 
 def test_models_are_loaded_once_and_shared(client, noisy_gray, monkeypatch):
-    import imdenoise.inference as inference
+    import imdenoise.denoisers.network as inference
 
     calls = []
     real = inference.load
@@ -232,7 +232,7 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 
 
 def test_bmp_and_npy_uploads_are_accepted(client, noisy_gray):
-    """What imdenoise.io reads, the server takes (README "Security"): BMP and NPY, sniffed by content."""
+    """What imdenoise.io.images reads, the server takes (README "Security"): BMP and NPY, sniffed by content."""
     noisy = noisy_gray[1]
     buf = io.BytesIO()
     Image.fromarray(np.round(noisy[..., 0] * 255).astype(np.uint8)).save(buf, "BMP")
@@ -275,7 +275,7 @@ def test_given_sigma_is_never_estimated(client):
 
 def test_reported_sigma_is_the_level_the_model_used(client, gray_image):
     """A blind shipped model clamps the estimate to its trained range (0-55): the header said 71.7."""
-    from imdenoise.inference import available_methods, load
+    from imdenoise.denoisers.catalog import available_methods, load
 
     if "default" not in available_methods():
         pytest.skip("no shipped models in this installation")
@@ -295,7 +295,7 @@ def test_plan_sigma_per_kind_of_method():
     """What is estimated, passed and reported, for each kind of method (no heavy model needed)."""
     from types import SimpleNamespace
 
-    from imdenoise.server_jobs import plan_sigma
+    from imdenoise.server.jobs import plan_sigma
 
     img = np.random.default_rng(0).normal(0.5, 30 / 255, (64, 64, 1)).astype(np.float32)
     net = SimpleNamespace(model=SimpleNamespace(noise_conditioned=True), noise_range=(0.0, 20.0))
@@ -304,7 +304,7 @@ def test_plan_sigma_per_kind_of_method():
     assert plan.estimated > 25 and plan.given == plan.used == 20.0
     assert plan_sigma(net, "model", img, 40.0) == type(plan)(None, 40.0, 40.0)
     # 'default' plans model and level itself (photo or white noise); the server reports its plan
-    from imdenoise.inference import AutoDenoiser, ModelDenoiser
+    from imdenoise.denoisers.network import AutoDenoiser, ModelDenoiser
     from imdenoise.models.registry import build_model
 
     gray = ModelDenoiser(build_model("unet", widths=(8, 16)), "gray")
@@ -466,7 +466,7 @@ if schemathesis is not None:
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from imdenoise.inference import available_methods
+    from imdenoise.denoisers.catalog import available_methods
 
     SLOW = {"zeroshot"}  # trains a network per image: seconds to minutes
     FUZZ_METHODS = [m for m in available_methods() if m not in SLOW]  # bm3d included: safe on any size now

@@ -18,8 +18,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 from PIL import Image  # noqa: E402
 
-from imdenoise.server import create_app  # noqa: E402
-from imdenoise.server_jobs import ServerSettings  # noqa: E402
+from imdenoise.server.app import create_app  # noqa: E402
+from imdenoise.server.jobs import ServerSettings  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("IMDENOISE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -41,7 +41,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def page_method() -> str:
     """The method the test picks on the page: the shipped default, else a good quick classical filter."""
-    from imdenoise.inference import available_methods
+    from imdenoise.denoisers.catalog import available_methods
 
     names = available_methods()
     return next(n for n in ("default", "nlm", "wavelet", "gaussian") if n in names)
@@ -131,7 +131,7 @@ def test_denoise_in_the_browser(server, browser, gray_image, tmp_path):
     tif = tmp_path / "out.tif"
     info.value.save_as(tif)
     assert info.value.suggested_filename.endswith("-denoised.tif")
-    from imdenoise.io import read_image
+    from imdenoise.io.images import read_image
 
     assert read_image(tif).data.shape == clean.shape
     assert not errors, errors
@@ -221,8 +221,8 @@ def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
             box = (128, 128, 384, 384)
             noisy.crop(box).save(out, quality=100)
             return out, np.asarray(ref.crop(box), dtype=np.float32) / 255.0
-    from imdenoise.io import read_image
-    from imdenoise.noise import parse_noise
+    from imdenoise.io.images import read_image
+    from imdenoise.noise.models import parse_noise
 
     clean = read_image(Path(__file__).resolve().parents[1] / "src" / "imdenoise" / "assets" / "sample.png").data[:256, :256]
     clean = np.repeat(clean, 3, axis=-1) if clean.shape[-1] == 1 else clean[..., :3]
@@ -236,7 +236,8 @@ def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
 def test_a_real_photo_comes_back_cleaner(server, browser, tmp_path):
     """A camera JPEG dropped on the page, no knob turned: `default` sends it to the photo model, the
     page reports it, and the download is closer to the reference; the screenshot shows before/after."""
-    from imdenoise.inference import PHOTO_MODEL, available_methods
+    from imdenoise.denoisers.catalog import available_methods
+    from imdenoise.models.weights import PHOTO_MODEL
 
     if PHOTO_MODEL not in available_methods():
         pytest.skip("no photo model shipped")

@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from test_server_api import assert_error, png_bytes, post  # noqa: E402
 from test_server_load import start_server, stop_server  # noqa: E402
 
-from imdenoise import server_jobs  # noqa: E402
-from imdenoise.server import create_app  # noqa: E402
-from imdenoise.server_jobs import ServerSettings  # noqa: E402
+from imdenoise.server import jobs as server_jobs  # noqa: E402
+from imdenoise.server.app import create_app  # noqa: E402
+from imdenoise.server.jobs import ServerSettings  # noqa: E402
 
 
 @pytest.fixture()
@@ -134,7 +134,7 @@ def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch)
     assert server_jobs.pixel_limit("nlm", 5_000) == 1  # its fixed part alone is over the budget
     app = create_app(ServerSettings(max_pixels=10_000))
     decoded = []
-    import imdenoise.io_formats as fmts
+    import imdenoise.io.formats as fmts
 
     real_decode = fmts._pillow_to_array
     monkeypatch.setattr(fmts, "_pillow_to_array", lambda *a: decoded.append(1) or real_decode(*a))
@@ -151,7 +151,7 @@ def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch)
                    "yet (they count as 'default'); run `python benchmarks/hardening.py server-bpp --methods "
                    "color,gray,photo,bm3d,zeroshot`, add the rows to JOB_MEMORY and remove this marker")
 def test_every_offered_method_has_a_measured_figure() -> None:
-    from imdenoise.inference import available_methods
+    from imdenoise.denoisers.catalog import available_methods
 
     missing = [m for m in available_methods() if m not in server_jobs.JOB_MEMORY]
     assert not missing and "preview" in server_jobs.JOB_MEMORY, missing
@@ -189,10 +189,10 @@ def test_no_space_for_the_job_is_507_generic(app, tmp_path, monkeypatch, caplog,
     elif where == "tempdir":
         monkeypatch.setattr(server_jobs.tempfile, "TemporaryDirectory", lambda **k: (_ for _ in ()).throw(full))
     else:
-        import imdenoise.io_formats as fmts
+        import imdenoise.io.formats as fmts
 
         monkeypatch.setattr(fmts, "write_pillow", lambda *a: (_ for _ in ()).throw(full))
-    with caplog.at_level(logging.ERROR, logger="imdenoise.server_jobs"), TestClient(app) as c:
+    with caplog.at_level(logging.ERROR, logger="imdenoise.server.jobs"), TestClient(app) as c:
         r = post(c, _png(), method="gaussian", sigma=10)
         preview = c.post("/api/v1/preview", files={"image": ("x.png", _png(), "image/png")})
     for resp in (r, preview):
@@ -205,7 +205,7 @@ def test_other_server_faults_are_500_generic(app, tmp_path, monkeypatch, caplog)
     from imdenoise.errors import ImageWriteError, WeightsError
 
     jobs = str(tmp_path / "jobs")
-    import imdenoise.io as iom
+    import imdenoise.io.images as iom
 
     monkeypatch.setattr(iom, "write_image", lambda p, *a, **k: (_ for _ in ()).throw(
         ImageWriteError(f"{p}: cannot write (Permission denied)")))
@@ -234,7 +234,7 @@ def test_nan_result_is_an_error_not_a_200(app) -> None:
 
 
 def test_rate_limited_log_aggregates_a_flood() -> None:
-    from imdenoise.server_net import RateLimitFilter
+    from imdenoise.server.net import RateLimitFilter
 
     limiter = RateLimitFilter(burst=5, period=0.3)
     records = [logging.LogRecord("uvicorn.error", logging.WARNING, "", 0, "Exceeded concurrency limit.", (), None)

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from imdenoise.models.registry import build_model
-from imdenoise.weights_io import ModelCard, read_card, save_weights
+from imdenoise.models.weights import ModelCard, read_card, save_weights
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 

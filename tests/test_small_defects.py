@@ -41,7 +41,7 @@ def _boxes_overlap(a, b) -> bool:
 
 
 def test_psnr_vs_level_gives_each_kind_its_axis_distinct_colours_and_a_legend_off_the_plots() -> None:
-    from imdenoise.evaluate_report import level_figure
+    from imdenoise.evaluation.report import level_figure
 
     methods = [f"runs/model-number-{i}/model-number-{i}.safetensors" for i in range(12)]
     fig = level_figure(_summary(methods))
@@ -65,8 +65,8 @@ def test_psnr_vs_level_gives_each_kind_its_axis_distinct_colours_and_a_legend_of
 
 
 def test_crops_figure_titles_do_not_overlap() -> None:
-    from imdenoise.evaluate import Kept
-    from imdenoise.evaluate_report import crops_figure
+    from imdenoise.evaluation.evaluate import Kept
+    from imdenoise.evaluation.report import crops_figure
 
     rng = np.random.default_rng(0)
     clean = rng.random((64, 64, 1)).astype(np.float32)
@@ -83,8 +83,8 @@ def test_crops_figure_titles_do_not_overlap() -> None:
 
 def test_self_supervised_run_does_not_print_nan(tmp_path: Path, gray_image: np.ndarray,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    from imdenoise.train import Trainer
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
+    from imdenoise.training.trainer import Trainer
 
     folder = tmp_path / "noisy"
     folder.mkdir()
@@ -115,7 +115,7 @@ def test_psnr_change_is_signed_either_way() -> None:
 
 def test_perceptual_loss_error_names_the_real_key() -> None:
     from imdenoise.errors import ConfigError
-    from imdenoise.losses import parse_loss
+    from imdenoise.training.losses import parse_loss
 
     with pytest.raises(ConfigError) as e:
         parse_loss("l1 + 0.1*vgg", None)

@@ -27,11 +27,10 @@ def test_shipped_name_resolves_to_the_shipped_shape_and_weights() -> None:
     import torch
     from safetensors.torch import load_file
 
-    from imdenoise.export import resolve_model
     from imdenoise.models.registry import build_model
-    from imdenoise.weights_io import SHIPPED_DIR
+    from imdenoise.models.weights import SHIPPED_DIR, load_network
 
-    model, card = resolve_model("gray", 1)
+    model, card = load_network("gray", 1)
     assert model.config.model_dump(mode="json").items() >= card.config.items()  # the card lists non-defaults
     assert list(model.state_dict()) != list(build_model("unet").state_dict())  # the shipped shape differs
     shipped = load_file(str(SHIPPED_DIR / "gray.safetensors"))

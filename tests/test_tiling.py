@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from imdenoise.denoisers.tiling import pad_to_multiple, run_tiled
 from imdenoise.models.registry import build_model
-from imdenoise.tiling import pad_to_multiple, run_tiled
 
 
 def test_pad_to_multiple_thin_and_odd() -> None:

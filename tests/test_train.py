@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from imdenoise.errors import ConfigError
-from imdenoise.train import Trainer, TrainingDivergedError, lr_factor
-from imdenoise.train_config import load_config
+from imdenoise.training.config import load_config
+from imdenoise.training.trainer import Trainer, TrainingDivergedError, lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -171,7 +171,7 @@ def test_two_process_torchrun_gives_identical_parameters(image_dir: Path, tmp_pa
                               "data": {**raw["data"], "batch_size": 4}})
     trainer = Trainer(single)
     trainer.fit()
-    from imdenoise.weights_io import load_model
+    from imdenoise.models.weights import load_model
 
     ddp_model, _ = load_model(tmp_path / "ddp" / "tiny.safetensors")
     for a, b in zip(ddp_model.parameters(), trainer.ema_model().parameters()):
@@ -180,8 +180,8 @@ def test_two_process_torchrun_gives_identical_parameters(image_dir: Path, tmp_pa
 
 @pytest.mark.parametrize("loader", ["train", "zeroshot"])
 def test_binary_and_oversized_config_files_are_named_errors(tmp_path: Path, loader: str) -> None:
-    from imdenoise import zeroshot
     from imdenoise.config_files import MAX_CONFIG_BYTES
+    from imdenoise.denoisers import zeroshot
 
     load = load_config if loader == "train" else zeroshot.load_config
     png = tmp_path / "img.yaml"
@@ -209,7 +209,7 @@ def test_failed_start_leaves_no_run_folder(image_dir: Path, tmp_path: Path) -> N
 
 
 def test_checkpoints_keep_last_k_and_best_ema_and_sample_grids(image_dir: Path, tmp_path: Path) -> None:
-    from imdenoise import checkpoints as ckpt
+    from imdenoise.training import checkpoints as ckpt
 
     raw = _raw(image_dir, tmp_path / "k", steps=20, ema=0.9)
     raw["log"].update(ckpt_every=4, val_every=10, keep_last=2, tensorboard=True, images_every=10)
@@ -295,7 +295,7 @@ def test_recipe_paths_are_read_from_the_recipe_folder_not_the_current_one(
 
 
 def test_a_shipped_name_as_init_weights_starts_from_that_model(image_dir: Path, tmp_path: Path) -> None:
-    from imdenoise.weights_io import SHIPPED_DIR, load_model
+    from imdenoise.models.weights import SHIPPED_DIR, load_model
 
     raw = _raw(image_dir, tmp_path / "run")
     raw["model"] = {"architecture": "unet", "init_weights": "gray",

@@ -11,9 +11,9 @@ import torch
 
 from imdenoise.errors import ConfigError
 from imdenoise.models.registry import ARCHITECTURES, build_model, list_models
-from imdenoise.train_config import load_config
-from imdenoise.train_data import build_datasets
-from imdenoise.weights_io import load_model
+from imdenoise.models.weights import load_model
+from imdenoise.training.config import load_config
+from imdenoise.training.data import build_datasets
 from tests.conftest import run_cli
 
 
@@ -73,7 +73,7 @@ def test_plain_pth_state_dict_of_a_color_net_loads_with_its_channels(tmp_path: P
 
 def test_denoise_cli_takes_a_color_pth_without_a_channels_option(tmp_path: Path, color_image: np.ndarray,
                                                                  capsys: pytest.CaptureFixture) -> None:
-    from imdenoise.io import read_image, write_image
+    from imdenoise.io.images import read_image, write_image
 
     torch.save(build_model("dncnn", in_channels=3).state_dict(), tmp_path / "net.pth")
     src = write_image(tmp_path / "in.png", color_image[:32, :32], dtype="uint8")
@@ -86,10 +86,10 @@ def test_denoise_cli_takes_a_color_pth_without_a_channels_option(tmp_path: Path,
 def test_export_takes_a_color_pth_and_the_new_architectures_export(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("onnxruntime")
-    from imdenoise.export import resolve_model
+    from imdenoise.models.weights import load_network
 
     torch.save(build_model("simple-cnn", in_channels=3).state_dict(), tmp_path / "net.pth")
-    net, card = resolve_model(tmp_path / "net.pth", 1, "simple-cnn")
+    net, card = load_network(tmp_path / "net.pth", 1, "simple-cnn")
     assert net.in_channels == 3 and card.in_channels == 3
     for name in ("simple-cnn", "unet-mask"):  # exported, and checked against torch before writing
         code, out, err = run_cli(["export", name, "-o", str(tmp_path / f"{name}.onnx")], capsys)

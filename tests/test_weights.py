@@ -11,7 +11,7 @@ import torch
 
 from imdenoise.errors import WeightsError
 from imdenoise.models.registry import build_model
-from imdenoise.weights_io import ModelCard, load_model, read_card, save_weights
+from imdenoise.models.weights import ModelCard, load_model, read_card, save_weights
 
 
 def _card(**kw) -> ModelCard:

@@ -10,9 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imdenoise.errors import ConfigError, ImDenoiseError
-from imdenoise.metrics import psnr_uint8
-from imdenoise.zeroshot import (
+from imdenoise.denoisers.zeroshot import (
     SCHEDULES,
     ZeroShotDenoiser,
     _plateaued,
@@ -21,6 +19,8 @@ from imdenoise.zeroshot import (
     pair_downsampler,
     zeroshot_loss,
 )
+from imdenoise.errors import ConfigError, ImDenoiseError
+from imdenoise.metrics import psnr_uint8
 
 FAST_TEST = dict(epoch_count=300, step_size=250, learning_rate=3e-3, progress=False)
 
@@ -175,7 +175,7 @@ def test_plateau_detection() -> None:
 
 
 def test_load_by_name() -> None:
-    from imdenoise.inference import load
+    from imdenoise.denoisers.catalog import load
 
     den = load("zeroshot", extra={"epoch_count": 3, "schedule": "paper"})
     assert isinstance(den, ZeroShotDenoiser) and den.name == "zeroshot"
@@ -184,7 +184,7 @@ def test_load_by_name() -> None:
 
 def test_cli_demo_mode_and_errors(tmp_path, gray_image: np.ndarray, capsys) -> None:
     from imdenoise.cli.main import main
-    from imdenoise.io import read_image, write_image
+    from imdenoise.io.images import read_image, write_image
 
     src = write_image(tmp_path / "in.png", gray_image[:32, :32], dtype="uint8")
     out = tmp_path / "out.png"
@@ -209,7 +209,7 @@ def test_cli_demo_mode_and_errors(tmp_path, gray_image: np.ndarray, capsys) -> N
 def test_degree_is_on_the_unit_scale_and_clipped_and_max_bytes_limits_the_file(tmp_path, capsys) -> None:
     """The original config.json: degree 0.2 is strong noise (sigma 51 of 255), the noisy image is clipped,
     and max_bytes refuses a larger input file with a one-line error."""
-    from imdenoise.io import write_image
+    from imdenoise.io.images import write_image
     from tests.conftest import run_cli
 
     flat = np.full((32, 32, 1), 0.95, np.float32)  # near white: clipping at 1 shows

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 
 from imdenoise.errors import ImageReadError, ImDenoiseError
-from imdenoise.io import Image
+from imdenoise.io.images import Image
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
@@ -105,9 +105,9 @@ def denoise(
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.denoiser import check_finite_output, checked_sigma
-    from imdenoise.inference import load
-    from imdenoise.io import read_frames, write_frames
+    from imdenoise.denoisers.base import check_finite_output, checked_sigma
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.io.images import read_frames, write_frames
 
     if model and method:
         raise ImDenoiseError("give either --model or --method, not both")
@@ -169,7 +169,7 @@ def plan_report(plan) -> dict:
 
 def method_report(denoiser, image, sigma: float | None) -> dict:
     """What a named model or method did: its name and the level it was given, or the one it estimated."""
-    from imdenoise.noise import estimate_sigma
+    from imdenoise.noise.models import estimate_sigma
 
     name = str(getattr(denoiser, "name", "method"))
     if sigma is not None:

@@ -35,8 +35,8 @@ def noise(
     """Add seeded noise to an image and write it (bit depth and alpha of the input kept)."""
     import numpy as np
 
-    from imdenoise.io import read_image, write_image
-    from imdenoise.noise import parse_noise
+    from imdenoise.io.images import read_image, write_image
+    from imdenoise.noise.models import parse_noise
 
     model = parse_noise(spec)  # a bad spec fails before any file is read
     image = read_image(input_path)
@@ -59,8 +59,8 @@ def metrics(
     """Print PSNR (dB) and SSIM of DENOISED against CLEAN (8-bit pairs: the benchmark protocol)."""
     import numpy as np
 
-    from imdenoise.denoiser import all_finite
-    from imdenoise.io import read_image
+    from imdenoise.denoisers.base import all_finite
+    from imdenoise.io.images import read_image
 
     ref, out = read_image(clean), read_image(denoised)
     for path, image in ((clean, ref), (denoised, out)):

@@ -34,9 +34,9 @@ def zeroshot(
 
     import numpy as np
 
+    from imdenoise.denoisers.zeroshot import ZeroShotDenoiser, load_config, make_config
     from imdenoise.errors import ConfigError, ImDenoiseError
-    from imdenoise.io import read_image, write_image
-    from imdenoise.zeroshot import ZeroShotDenoiser, load_config, make_config
+    from imdenoise.io.images import read_image, write_image
 
     given = dict(schedule=schedule, epoch_count=iterations, learning_rate=lr, step_size=step_size, gamma=gamma,
                  precision=precision, patch=patch, patience=patience, degree=degree, seed=seed, threads=threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,12 +13,16 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imdenoise.atomic import new_file_mode, temp_beside
-from imdenoise.errors import ImDenoiseError, WeightsError
+from imdenoise.errors import ImDenoiseError, UnknownMethodError, WeightsError
 from imdenoise.models.base import DenoisingNet
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CARD_KEY = "imdenoise.card"
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
+SHIPPED_ALIASES = {"default": ("gray", "color"), "fast": ("gray-fast", "color-fast")}  # alias -> (gray, color)
+PHOTO_MODEL = "photo"  # the blind model `default` uses for photos' correlated noise, when shipped
 
 
 class ModelCard(BaseModel):
@@ -110,7 +115,7 @@ def _build(path: Path, card: ModelCard, meta: bool) -> DenoisingNet:
             model = arch.build(**card.config)
             pruned = getattr(card, "pruned", None) or (card.model_extra or {}).get("pruned")
             if pruned:  # a file written by `imdenoise prune`: shrink the recorded convolutions first
-                from imdenoise.prune import apply_pruned_shapes
+                from imdenoise.models.pruning import apply_pruned_shapes
 
                 apply_pruned_shapes(model, pruned)
     except ValidationError as exc:
@@ -225,3 +230,33 @@ def load_model(path: str | Path, architecture: str | None = None, **config: Any)
 def shipped_models() -> list[tuple[ModelCard, Path]]:
     """The pretrained models shipped inside the package, with their cards."""
     return [(read_card(p), p) for p in sorted(SHIPPED_DIR.glob("*.safetensors"))]
+
+
+def shipped_path(name: str) -> Path | None:
+    """The weights file of a shipped model name, or None."""
+    p = SHIPPED_DIR / f"{name}.safetensors"
+    return p if p.is_file() else None
+
+
+def load_network(name_or_path: str | Path, channels: int = 1,
+                 arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
+    """Network + card from a weights file (pruned too; arch for plain .pt), shipped name, or registry name
+    (random weights): the one loader of networks, under `denoisers.catalog.load`, export, prune and benchmarks."""
+    from imdenoise.models.registry import ARCHITECTURES
+
+    name = str(name_or_path)
+    shipped = shipped_path(name)
+    if shipped:
+        return load_model(shipped)
+    p = Path(name)
+    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt"):
+        return load_model(p, arch)  # a plain state dict's channels come from its weights
+    if name in ARCHITECTURES:
+        log.warning("%s: registry architecture with random weights (for testing and speed only)", name)
+        model = ARCHITECTURES[name].build(in_channels=channels)
+        card = ModelCard(name=name, architecture=name, config=model.config.model_dump(mode="json"),
+                         in_channels=channels, parameters=sum(q.numel() for q in model.parameters()),
+                         description=f"untrained {name} (random weights)")
+        return model.eval(), card
+    raise UnknownMethodError(f"unknown model {name!r}: give a .safetensors weights file, a shipped model name "
+                             f"or an architecture ({', '.join(ARCHITECTURES)})")

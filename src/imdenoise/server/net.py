@@ -18,8 +18,8 @@ from typing import Any
 
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-log = logging.getLogger("imdenoise.server")
-FLOOD_LOGGERS = ("uvicorn.error", "uvicorn.access", "asyncio", "imdenoise.server", "imdenoise.server_jobs")
+log = logging.getLogger("imdenoise.server.app")
+FLOOD_LOGGERS = ("uvicorn.error", "uvicorn.access", "asyncio", "imdenoise.server.app", "imdenoise.server.jobs")
 
 
 class ConnectionStats:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from imdenoise.denoiser import all_finite, checked_sigma
-from imdenoise.ensemble import ENSEMBLE_SIZES, self_ensemble
-from imdenoise.errors import ImDenoiseError, UnknownMethodError
+from imdenoise.denoisers.base import all_finite, checked_sigma
+from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
+from imdenoise.denoisers.tiling import run_tiled
+from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
-from imdenoise.tiling import run_tiled
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class ModelDenoiser:
             return checked_sigma(sigma, self.name)
         if not self.model.noise_conditioned:
             return 0.0
-        from imdenoise.noise import estimate_sigma
+        from imdenoise.noise.models import estimate_sigma
 
         est = float(estimate_sigma(image))
         lo, hi = self.noise_range
@@ -231,7 +230,7 @@ class AutoDenoiser:
         awgn = self.awgn_model(hwc)
         if sigma is not None:
             return Plan(awgn, checked_sigma(sigma, self.name))
-        from imdenoise.noise_estimation import estimate_noise
+        from imdenoise.noise.estimation import estimate_noise
 
         color, _ = split_alpha(hwc)
         if not all_finite(color):
@@ -268,67 +267,3 @@ def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0,
         denoiser.denoise(image, sigma)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-SHIPPED_ALIASES = {"default": ("gray", "color"), "fast": ("gray-fast", "color-fast")}
-PHOTO_MODEL = "photo"  # the blind model `default` uses for photos' correlated noise, when shipped
-
-
-def _shipped_path(name: str) -> Path | None:
-    from imdenoise.weights_io import SHIPPED_DIR
-
-    p = SHIPPED_DIR / f"{name}.safetensors"
-    return p if p.is_file() else None
-
-
-def available_methods() -> list[str]:
-    """Every name `load` accepts: shipped models, aliases, classical methods, zero-shot."""
-    from imdenoise.classical import CLASSICAL_METHODS
-    from imdenoise.weights_io import SHIPPED_DIR
-
-    shipped = sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
-    aliases = [a for a, (g, c) in SHIPPED_ALIASES.items() if g in shipped and c in shipped]
-    return aliases + shipped + sorted(CLASSICAL_METHODS) + ["zeroshot"]
-
-
-def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "torch", **options: Any):
-    """A Denoiser by shipped name ('default', 'gray', ...), weights path, classical name or 'zeroshot'."""
-    opts = InferenceOptions(**{k: v for k, v in options.items() if k in InferenceOptions.__dataclass_fields__})
-    name = str(name_or_path)
-    if backend == "onnxruntime":
-        from imdenoise.export import load_onnx
-
-        return load_onnx(name_or_path, opts, arch=arch)
-    if backend != "torch":
-        raise ImDenoiseError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
-    if name in SHIPPED_ALIASES:
-        gray, color = SHIPPED_ALIASES[name]
-        if _shipped_path(gray) and _shipped_path(color):
-            photo = load(PHOTO_MODEL, **options) if name == "default" and _shipped_path(PHOTO_MODEL) else None
-            return AutoDenoiser(load(gray, **options), load(color, **options), photo, name=name)
-    if _shipped_path(name):
-        return _load_weights(_shipped_path(name), None, opts)
-    p = Path(name)
-    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".onnx"):
-        if p.suffix == ".onnx":
-            from imdenoise.export import load_onnx
-
-            return load_onnx(p, opts, arch=arch)
-        return _load_weights(p, arch, opts)
-    from imdenoise.classical import CLASSICAL_METHODS, get_classical
-
-    if name in CLASSICAL_METHODS:
-        return get_classical(name, **opts.extra)
-    if name == "zeroshot":
-        from imdenoise.zeroshot import ZeroShotDenoiser
-
-        return ZeroShotDenoiser(**opts.extra)
-    raise UnknownMethodError(f"unknown model or method {name!r}; choose from {', '.join(available_methods())} "
-                             "or give a path to a .safetensors/.pt weights file")
-
-
-def _load_weights(path: Path, arch: str | None, opts: InferenceOptions) -> ModelDenoiser:
-    from imdenoise.weights_io import load_model
-
-    model, card = load_model(path, arch)
-    return ModelDenoiser(model, card.name, card, opts)

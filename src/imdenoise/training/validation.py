@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from imdenoise.tiling import run_tiled
+from imdenoise.denoisers.tiling import run_tiled
 
 if TYPE_CHECKING:
-    from imdenoise.train import Trainer
+    from imdenoise.training.trainer import Trainer
 
 
 Samples = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -22,7 +22,7 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
     pairs (data.val_pairs), with the noisy input's PSNR for reference, and
     (noisy, denoised, clean) crops of the first few images for the sample grids."""
     from imdenoise.metrics import psnr_uint8, ssim_uint8
-    from imdenoise.noise import benchmark_rng, parse_noise
+    from imdenoise.noise.models import benchmark_rng, parse_noise
 
     cfg = trainer.cfg
     if not trainer.val_images:

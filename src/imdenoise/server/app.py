@@ -1,6 +1,6 @@
 """The web service: `create_app(settings)` builds a FastAPI app with one static page, a JSON/image API
-and offline API docs. A thin shell over `imdenoise.io`, `imdenoise.noise` and `imdenoise.inference`;
-the limits and the job machinery live in `imdenoise.server_jobs`."""
+and offline API docs. A thin shell over `imdenoise.io`, `imdenoise.noise` and `imdenoise.denoisers.catalog`;
+the limits and the job machinery live in `imdenoise.server.jobs`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imdenoise import __version__
 from imdenoise.errors import ImageTooLargeError, ImDenoiseError, UnknownMethodError
-from imdenoise.server_jobs import (
+from imdenoise.server.jobs import (
     ACCEPTED,
     INTERNAL_ERROR,
     NO_SPACE,
@@ -40,7 +40,7 @@ from imdenoise.server_jobs import (
     sniff,
 )
 
-log = logging.getLogger("imdenoise.server")
+log = logging.getLogger("imdenoise.server.app")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SETTINGS_ENV = "IMDENOISE_SERVER_SETTINGS"
@@ -285,7 +285,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI app: GET /, /health, /api/v1/models, POST /api/v1/denoise, /api/v1/preview, /docs."""
     settings = settings or ServerSettings()
     try:
-        from imdenoise.server_net import install_log_limits
+        from imdenoise.server.net import install_log_limits
 
         install_log_limits()  # connection churn must not flood the log
     except ImportError:  # uvicorn absent: the app runs under another ASGI server

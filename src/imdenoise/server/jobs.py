@@ -275,7 +275,7 @@ class MethodInfo:
 
 def _trained_sigma_max(name: str) -> float | None:
     """The top of a shipped model's trained noise range (None for a blind model or an unreadable card)."""
-    from imdenoise.weights_io import SHIPPED_DIR, read_card
+    from imdenoise.models.weights import SHIPPED_DIR, read_card
 
     try:
         card = read_card(SHIPPED_DIR / f"{name}.safetensors")
@@ -288,7 +288,7 @@ def _trained_sigma_max(name: str) -> float | None:
 @functools.lru_cache(maxsize=128)
 def _describe(name: str) -> MethodInfo:
     """Kind and one-line description of an available method name."""
-    from imdenoise.inference import SHIPPED_ALIASES
+    from imdenoise.models.weights import SHIPPED_ALIASES
 
     if name in SHIPPED_ALIASES:
         return MethodInfo(name, "model", "shipped U-Nets: the photo model for real photos' noise, else the gray "
@@ -297,7 +297,7 @@ def _describe(name: str) -> MethodInfo:
     if name == "zeroshot":
         return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")
     try:
-        from imdenoise.classical import CLASSICAL_METHODS
+        from imdenoise.denoisers.classical import CLASSICAL_METHODS
 
         if name in CLASSICAL_METHODS:
             doc = (CLASSICAL_METHODS[name].__doc__ or "").strip().splitlines()
@@ -305,7 +305,7 @@ def _describe(name: str) -> MethodInfo:
     except ImportError:
         pass
     try:
-        from imdenoise.weights_io import SHIPPED_DIR, read_card
+        from imdenoise.models.weights import SHIPPED_DIR, read_card
 
         card = read_card(SHIPPED_DIR / f"{name}.safetensors")
         return MethodInfo(name, "model", card.description or name, _trained_sigma_max(name))
@@ -332,7 +332,7 @@ class ModelCache:
     def names(self) -> list[str]:
         """Method names this server offers: the allow-list (if any) of what is available, then custom."""
         try:
-            from imdenoise.inference import available_methods
+            from imdenoise.denoisers.catalog import available_methods
 
             names = available_methods()
         except ImportError:  # a module (e.g. classical) missing from this installation
@@ -363,7 +363,7 @@ class ModelCache:
             lock = self._name_locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self._loaded:
-                from imdenoise.inference import load
+                from imdenoise.denoisers.catalog import load
 
                 started = time.monotonic()
                 denoiser = load(name)
@@ -421,7 +421,7 @@ class ImageJob:
         self.max_pixels = settings.max_pixels if max_pixels is None else max_pixels
 
     def _decode(self, work: Path) -> Any:
-        from imdenoise.io import read_image
+        from imdenoise.io.images import read_image
 
         path = work / f"input{SUFFIX[self.kind]}"  # our own name; the client's name is never used
         self.source.seek(0)
@@ -436,7 +436,7 @@ class ImageJob:
 
     @staticmethod
     def _encode(work: Path, data: np.ndarray, image: Any, fmt: str, dtype: Any) -> bytes:
-        from imdenoise.io import write_image
+        from imdenoise.io.images import write_image
 
         out = work / f"output{'.png' if fmt == 'png' else '.tif'}"
         try:
@@ -461,7 +461,7 @@ class ImageJob:
         kind ('model', 'classical', 'zeroshot', 'custom'): it decides what sigma the method is given
         and which level is reported as used (see `plan_sigma`).
         """
-        from imdenoise.denoiser import check_finite_output
+        from imdenoise.denoisers.base import check_finite_output
 
         t: dict[str, float] = {}
         start = time.monotonic()
@@ -566,7 +566,7 @@ def plan_sigma(denoiser: Any, kind: str, data: np.ndarray, sigma: float | None) 
     - Methods that take no noise level (zero-shot, blind networks): nothing is reported as used; the
       estimate is still shown when it can be made. Custom methods decide for themselves.
     """
-    from imdenoise.noise import estimate_sigma
+    from imdenoise.noise.models import estimate_sigma
 
     if callable(getattr(denoiser, "plan", None)):  # 'default' picks its model and level itself
         auto = denoiser.plan(data, sigma)

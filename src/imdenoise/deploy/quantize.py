@@ -37,7 +37,7 @@ def calibration_source(calib_dir: str | Path | None, channels: int, n_images: in
     """(folder, crops per image): the given folder, else the bundled sample photos cut into n_images crops.
 
     Checked before anything is exported, so that a bad folder fails before a file is written."""
-    from imdenoise.data import list_images
+    from imdenoise.io.datasets import list_images
     from imdenoise.paths import ASSETS_DIR
 
     if calib_dir is not None:
@@ -54,7 +54,8 @@ def calibration_batches(folder: str | Path, channels: int, n_images: int = 8, pa
                         seed: int = 0, sigmas: Sequence[float] = CALIB_SIGMAS,
                         per_image: int = 1) -> list[dict[str, np.ndarray]]:
     """Noisy patches (`per_image` per image, sigma cycling over `sigmas`) of the first `n_images` files."""
-    from imdenoise.data import list_images, load_images, random_crop
+    from imdenoise.io.datasets import list_images, load_images
+    from imdenoise.training.datasets import random_crop
 
     folder = Path(folder)
     images = load_images(list_images(folder)[:n_images], channels)
@@ -151,7 +152,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
     """int8 copy of an exported fp32 ONNX model (metadata kept), written atomically."""
     import onnx
 
-    from imdenoise.export import _atomic_write, _feeds, _session, read_onnx_info
+    from imdenoise.denoisers.onnx import _atomic_write, _feeds, _session, read_onnx_info
 
     fp32_path, out = Path(fp32_path), Path(out)
     if keep_float not in KEEP_FLOAT:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from imdenoise.train_config import TrainConfig
+from imdenoise.training.config import TrainConfig
 
 
 def random_mask(shape: torch.Size, ratio: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -4,7 +4,7 @@ In every block whose body is `conv, norm, act, conv, ...` (the U-Net's ResBlock 
 first conv's output channels are only read by the second conv, so they can be removed (keeping the
 filters of largest L1 norm) without touching the block's input, output or shortcut shapes. The
 pruned widths are recorded in the model card (`pruned`: module name -> kept channels), so
-`load_weights_any` rebuilds the smaller network from a weights file.
+`models.weights.load_model` rebuilds the smaller network from a weights file.
 """
 
 from __future__ import annotations
@@ -16,96 +16,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from imdenoise.errors import ImDenoiseError, WeightsError
+from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
-from imdenoise.weights_io import ModelCard
+from imdenoise.models.pruning import apply_pruned_shapes, prunable_blocks, prune_channels  # noqa: F401
+from imdenoise.models.weights import ModelCard
 
 log = logging.getLogger(__name__)
-
-
-def prunable_blocks(model: nn.Module) -> dict[str, nn.Sequential]:
-    """Module name -> block body (Sequential) whose body[0] and body[3] are 3x3 convs joined by norm+act."""
-    found = {}
-    for name, mod in model.named_modules():
-        body = getattr(mod, "body", None)
-        if (isinstance(body, nn.Sequential) and len(body) >= 4 and isinstance(body[0], nn.Conv2d)
-                and isinstance(body[3], nn.Conv2d) and isinstance(body[1], (nn.Identity, nn.BatchNorm2d))
-                and body[0].groups == 1 and body[3].groups == 1):
-            found[name] = body
-    return found
-
-
-def _shrink(body: nn.Sequential, idx: torch.Tensor) -> None:
-    """Keep output channels `idx` of body[0] (and body[1] if a BatchNorm) and input channels of body[3]."""
-    c1, c2 = body[0], body[3]
-    new1 = nn.Conv2d(c1.in_channels, len(idx), c1.kernel_size, c1.stride, c1.padding, bias=c1.bias is not None)
-    new2 = nn.Conv2d(len(idx), c2.out_channels, c2.kernel_size, c2.stride, c2.padding, bias=c2.bias is not None)
-    with torch.no_grad():
-        new1.weight.copy_(c1.weight[idx])
-        if c1.bias is not None:
-            new1.bias.copy_(c1.bias[idx])
-        new2.weight.copy_(c2.weight[:, idx])
-        if c2.bias is not None:
-            new2.bias.copy_(c2.bias)
-    body[0], body[3] = new1, new2
-    if isinstance(body[1], nn.BatchNorm2d):
-        bn = body[1]
-        new_bn = nn.BatchNorm2d(len(idx), bn.eps, bn.momentum, bn.affine, bn.track_running_stats)
-        with torch.no_grad():
-            for attr in ("weight", "bias", "running_mean", "running_var"):
-                src = getattr(bn, attr)
-                if src is not None:
-                    getattr(new_bn, attr).copy_(src[idx])
-        body[1] = new_bn
-
-
-def prune_channels(model: DenoisingNet, keep: float) -> dict[str, int]:
-    """Remove the lowest-L1 filters of each prunable block's inner conv in place; returns the kept widths."""
-    if not 0 < keep <= 1:
-        raise ImDenoiseError(f"--keep must be in (0, 1], got {keep}")
-    blocks = prunable_blocks(model)
-    if not blocks:
-        raise ImDenoiseError(f"{type(model).__name__} has no prunable blocks (conv-norm-act-conv bodies); "
-                             "pruning supports the U-Net family")
-    spec = {}
-    for name, body in blocks.items():
-        c = body[0].out_channels
-        k = max(1, int(round(keep * c)))
-        norms = body[0].weight.detach().abs().sum(dim=(1, 2, 3))
-        idx = torch.sort(torch.topk(norms, k).indices).values
-        _shrink(body, idx)
-        spec[name] = k
-    return spec
-
-
-def apply_pruned_shapes(model: DenoisingNet, spec: dict[str, int]) -> DenoisingNet:
-    """Resize the named blocks' inner convs to the recorded widths (weights to be loaded afterwards)."""
-    blocks = prunable_blocks(model)
-    for name, k in spec.items():
-        if name not in blocks:
-            raise WeightsError(f"pruned block {name!r} of the card does not exist in {type(model).__name__}")
-        _shrink(blocks[name], torch.arange(int(k)))
-    return model
-
-
-def load_weights_any(path: str | Path, arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
-    """Like weights_io.load_model, and also for pruned weights files (card field `pruned`); a plain
-    state dict's channels are read off its weights."""
-    from imdenoise.weights_io import load_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    # pruned files too: load_model checks the card's shapes against the tensors before building
-    return load_model(path, arch)
 
 
 def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, batch: int = 8, patch: int = 64,
               lr: float = 1e-4, noise: str = "gaussian:0-55", limit: int | None = 200, seed: int = 0) -> list[float]:
     """A short supervised fine-tune (Adam, L1) on synthetic-noise patches of a training folder; returns losses."""
-    from imdenoise.data import SyntheticNoiseDataset, list_images, load_images
+    from imdenoise.io.datasets import list_images, load_images
+    from imdenoise.training.datasets import SyntheticNoiseDataset
 
     if steps <= 0:
         return []
@@ -133,9 +57,9 @@ def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, b
 
 def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limit: int = 8) -> float:
     """Mean protocol PSNR (BENCHMARK.md AWGN, 8-bit output) of the model on the first `limit` images."""
-    from imdenoise.data import list_images, load_images
-    from imdenoise.inference import InferenceOptions, ModelDenoiser
-    from imdenoise.noise import benchmark_noisy
+    from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
+    from imdenoise.io.datasets import list_images, load_images
+    from imdenoise.noise.models import benchmark_noisy
 
     den = ModelDenoiser(model.eval(), "eval", None, InferenceOptions(device="cpu"))
     scores = []
@@ -149,7 +73,7 @@ def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limi
 
 def time_model(model: DenoisingNet, size: int = 512, repeats: int = 3) -> float:
     """Megapixels per second of the engine on one size x size image (after a warm-up call)."""
-    from imdenoise.inference import InferenceOptions, ModelDenoiser, median_seconds
+    from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser, median_seconds
 
     den = ModelDenoiser(model.eval(), "speed", None, InferenceOptions(device="cpu"))
     img = np.random.default_rng(0).random((size, size, model.in_channels), dtype=np.float32)
@@ -209,11 +133,10 @@ def prune_model(src: str | Path, out: str | Path, keep: float = 0.7, *, steps: i
                 train_dir: str | Path | None = None, eval_dir: str | Path | None = None, eval_limit: int = 8,
                 sigma: float = 25.0, channels: int = 1, **tune: Any) -> PruneReport:
     """Prune a model (weights file or registry name), fine-tune it, measure, and save it as safetensors."""
-    from imdenoise.export import resolve_model
-    from imdenoise.quantize import default_calibration_dir
-    from imdenoise.weights_io import save_weights
+    from imdenoise.deploy.quantize import default_calibration_dir
+    from imdenoise.models.weights import load_network, save_weights
 
-    model, card = resolve_model(src, channels)
+    model, card = load_network(src, channels)
     p0 = sum(p.numel() for p in model.parameters())
     speed0 = time_model(model)
     psnr: dict[str, float] = {}

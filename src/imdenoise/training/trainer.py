@@ -13,16 +13,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from imdenoise import checkpoints as ckpt
 from imdenoise.atomic import write_bytes_atomic
-from imdenoise.checkpoints import write_failure
-from imdenoise.data import IndexStream
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.registry import build_model, get_architecture
 from imdenoise.paths import portable
-from imdenoise.train_config import TrainConfig
-from imdenoise.train_data import build_datasets
-from imdenoise.train_modes import make_step_inputs
+from imdenoise.training import checkpoints as ckpt
+from imdenoise.training.checkpoints import write_failure
+from imdenoise.training.config import TrainConfig
+from imdenoise.training.data import build_datasets
+from imdenoise.training.datasets import IndexStream
+from imdenoise.training.modes import make_step_inputs
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Trainer:
         self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
         if cfg.model.init_weights:
             from imdenoise.models.grow import load_grown
-            from imdenoise.weights_io import SHIPPED_DIR, load_model
+            from imdenoise.models.weights import SHIPPED_DIR, load_model
 
             init = cfg.model.init_weights  # a path, or a shipped model's name ("color")
             shipped = SHIPPED_DIR / f"{init}.safetensors"
@@ -85,7 +85,7 @@ class Trainer:
         wd = cfg.optim.weight_decay if cfg.optim.optimizer == "adamw" else 0.0
         self.optimizer = opt_cls(self.model.parameters(), lr=cfg.optim.lr, weight_decay=wd)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(cfg, s))
-        from imdenoise.losses import parse_loss
+        from imdenoise.training.losses import parse_loss
 
         self.loss_fn = parse_loss(cfg.optim.loss, cfg.optim.vgg_weights)
         from imdenoise.precision import resolve_precision
@@ -205,8 +205,8 @@ class Trainer:
         """Train to cfg.optim.steps (or pause at `stop_at`, checkpointed), validating and checkpointing.
 
         Returns the exported weights path when the run is complete (rank 0), else None."""
-        from imdenoise.train_logging import RunLogger
-        from imdenoise.train_validate import validate
+        from imdenoise.training.logger import RunLogger
+        from imdenoise.training.validation import validate
 
         cfg = self.cfg
         loader = torch.utils.data.DataLoader(
@@ -289,7 +289,7 @@ class Trainer:
 def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, history: list[dict[str, Any]],
                       path: Path) -> Path:
     """Save a run's model with a card naming its architecture, data, steps and last validation."""
-    from imdenoise.weights_io import ModelCard, save_weights
+    from imdenoise.models.weights import ModelCard, save_weights
 
     card = ModelCard(
         name=cfg.name, architecture=cfg.model.architecture,
@@ -308,7 +308,7 @@ def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, histo
 
 def export_run(run_dir: str | Path, path: str | Path | None = None) -> Path:
     """Weights of a stopped or running run from its newest intact checkpoint (EMA weights if kept)."""
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir / "config.yaml", paths_from_file=False)
@@ -327,7 +327,7 @@ def export_run(run_dir: str | Path, path: str | Path | None = None) -> Path:
 
 
 def _noise_range(specs: list[str]) -> tuple[float, float]:
-    from imdenoise.noise import parse_noise
+    from imdenoise.noise.models import parse_noise
 
     lo, hi = math.inf, -math.inf
     for s in specs:
@@ -375,7 +375,7 @@ def run_files(run_dir: Path) -> list[Path]:
     there (or a folder without config.yaml), so that `--restart` never deletes a user's file."""
     import fnmatch
 
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); refusing to delete anything in it")

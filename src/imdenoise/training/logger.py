@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from imdenoise.train import Trainer
+    from imdenoise.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class RunLogger:
             return
         if samples:
             grid = sample_grid(samples)
-            from imdenoise.io import write_image
+            from imdenoise.io.images import write_image
 
             (self.t.run_dir / "samples").mkdir(exist_ok=True)
             write_image(self.t.run_dir / "samples" / f"step-{self.t.step:08d}.png", grid, dtype="uint8",

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from imdenoise.data import (
-    NoisyOnlyDataset,
-    PairedDataset,
-    SyntheticNoiseDataset,
+from imdenoise.errors import ConfigError
+from imdenoise.io.datasets import (
     is_array_stack,
     is_idx_file,
     list_images,
@@ -21,11 +19,10 @@ from imdenoise.data import (
     read_array_stack,
     read_idx_images,
     real_pairs,
-    rescaled_copies,
     to_uint8,
 )
-from imdenoise.errors import ConfigError
-from imdenoise.train_config import CurriculumSection, TrainConfig
+from imdenoise.training.config import CurriculumSection, TrainConfig
+from imdenoise.training.datasets import NoisyOnlyDataset, PairedDataset, SyntheticNoiseDataset, rescaled_copies
 
 log = logging.getLogger(__name__)
 

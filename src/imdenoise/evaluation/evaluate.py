@@ -128,8 +128,8 @@ class Kept:
 
 
 def _read_u8(path: Path) -> np.ndarray:
-    """An image file (through imdenoise.io) as uint8 HxWx1 or HxWx3; alpha dropped, 16-bit/float rounded."""
-    from imdenoise.io import read_image
+    """An image file (through imdenoise.io.images) as uint8 HxWx1 or HxWx3; alpha dropped, 16-bit/float rounded."""
+    from imdenoise.io.images import read_image
 
     data = read_image(path).data
     if data.shape[-1] not in (1, 3):
@@ -165,7 +165,7 @@ def is_pairs_folder(path: str | Path) -> bool:
     """True for a folder of real noisy pairs, or one meant to be: ``data.is_real_pairs``, or a
     ``noisy/`` + ``clean/`` layout, or a file named like a noisy photo (``*_real.*``, ``*_noisy.*``)
     even when its pair is missing (so that a broken pairs folder is an error, not a clean set)."""
-    from imdenoise.data import REAL_PAIR_TAGS, is_real_pairs, list_images
+    from imdenoise.io.datasets import REAL_PAIR_TAGS, is_real_pairs, list_images
 
     path = Path(path)
     if not path.is_dir():
@@ -180,7 +180,7 @@ def load_pairs(path: str | Path, channels: int | None = None, limit: int | None 
     """A folder of real noisy pairs (``data.real_pairs``), sorted by name; gray when every photo and
     reference is gray unless `channels`. A missing partner or a size mismatch is an EvaluationError
     naming the file."""
-    from imdenoise.data import real_pairs
+    from imdenoise.io.datasets import real_pairs
 
     path = Path(path)
     _check_args(path, channels, limit)
@@ -222,7 +222,7 @@ def load_dataset(path: str | Path, channels: int | None = None, limit: int | Non
 
 def parse_levels(spec: str) -> list[Any]:
     """Noise models from ``gaussian:15,25,50``, ``poisson:30``, ...; several specs joined by ';'."""
-    from imdenoise.noise import parse_noise_levels
+    from imdenoise.noise.models import parse_noise_levels
 
     models = []
     for part in (p.strip() for p in spec.split(";")):
@@ -235,7 +235,7 @@ def parse_levels(spec: str) -> list[Any]:
 
 def noise_label(model: Any) -> str:
     """Short label of a noise model: 'gaussian:25', 'poisson:30', 'saltpepper:0.05', ..."""
-    from imdenoise.noise import GaussianNoise
+    from imdenoise.noise.models import GaussianNoise
 
     if isinstance(model, GaussianNoise) and model.nominal_sigma is not None:
         return f"gaussian:{model.nominal_sigma:g}"
@@ -244,7 +244,7 @@ def noise_label(model: Any) -> str:
 
 def make_noisy(clean: np.ndarray, model: Any, index: int) -> tuple[np.ndarray, float | None]:
     """The protocol's noisy image (float32, unclipped) and its true AWGN-equivalent level (0-255)."""
-    from imdenoise.noise import GaussianNoise, benchmark_noisy, benchmark_rng
+    from imdenoise.noise.models import GaussianNoise, benchmark_noisy, benchmark_rng
 
     if isinstance(model, GaussianNoise) and model.nominal_sigma is not None:
         return benchmark_noisy(clean, model.nominal_sigma, index), float(model.nominal_sigma)

@@ -1,4 +1,4 @@
-"""Format back-ends of `imdenoise.io`: raw sample arrays in and out of each file format.
+"""Format back-ends of `imdenoise.io.images`: raw sample arrays in and out of each file format.
 
 Pillow reads and writes 8-bit PNG, JPEG and BMP; imagecodecs (libpng) handles 16-bit PNG, which
 Pillow silently reduces to 8 bits for colour; tifffile handles TIFF; numpy handles NPY. Every

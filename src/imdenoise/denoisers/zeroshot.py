@@ -227,7 +227,7 @@ def fit(noisy: torch.Tensor, settings: dict[str, Any], *, features: int = 48, se
 @torch.no_grad()
 def apply_net(model: ZeroShotNet, noisy: torch.Tensor, precision: str = "fp32", tile: int = 1024) -> torch.Tensor:
     """noisy - model(noisy) on the full (1,C,H,W) image, in exact tiles for large images."""
-    from imdenoise.tiling import run_tiled
+    from imdenoise.denoisers.tiling import run_tiled
 
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16" and noisy.device.type == "cpu")
 

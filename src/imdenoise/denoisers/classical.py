@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from imdenoise.denoiser import all_finite, checked_sigma
+from imdenoise.denoisers.base import all_finite, checked_sigma
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
@@ -36,7 +36,7 @@ class ClassicalDenoiser:
         if not all_finite(arr):  # NaN would spread through the filter, or break estimation
             raise ImDenoiseError(f"{self.name}: image contains NaN or infinite values; replace them before denoising")
         if sigma is None:
-            from imdenoise.noise import estimate_sigma
+            from imdenoise.noise.models import estimate_sigma
 
             sigma = estimate_sigma(hwc)
         sigma = checked_sigma(sigma, self.name)

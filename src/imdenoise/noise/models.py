@@ -20,7 +20,7 @@ from typing import ClassVar, Union
 import numpy as np
 
 from imdenoise.errors import NoiseSpecError
-from imdenoise.noise_estimation import estimate_sigma
+from imdenoise.noise.estimation import estimate_sigma
 
 __all__ = [
     "NoiseModel", "GaussianNoise", "PoissonNoise", "SaltPepperNoise", "SpeckleNoise", "MixedNoise", "CameraNoise",
@@ -318,7 +318,7 @@ class CameraNoise(NoiseModel):
     def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, float | None]:
         """(noisy, reference, level): the reference is the clean image through the same camera."""
-        from imdenoise.camera_pipeline import random_params, simulate
+        from imdenoise.noise.camera_pipeline import random_params, simulate
 
         clean = np.asarray(clean, dtype=np.float32)
         lo, hi = _bounds(self.shot)

@@ -55,7 +55,7 @@ class DataSection(_Strict):
     def _noise_specs(cls, value: "list[str] | str") -> "list[str] | str":
         """Noise specs parse at load time, so a typo fails before any data is read."""
         from imdenoise.errors import NoiseSpecError
-        from imdenoise.noise import parse_noise
+        from imdenoise.noise.models import parse_noise
 
         for spec in [value] if isinstance(value, str) else value:
             try:

@@ -13,7 +13,7 @@ import numpy as np
 
 from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import OutputExistsError
-from imdenoise.evaluate import EvaluationError, ImageRecord, Kept, records_as_dicts
+from imdenoise.evaluation.evaluate import EvaluationError, ImageRecord, Kept, records_as_dicts
 
 __all__ = ["markdown_table", "check_writable", "write_json", "write_csv", "figure_paths",
            "write_figures", "load_lpips"]
@@ -93,7 +93,7 @@ def figure_paths(folder: Path, datasets: Sequence[str], noises: Sequence[str],
                  real_sets: Sequence[str] = ()) -> list[Path]:
     """The PNG files `write_figures` will create (known before the run, to check overwriting);
     the sets named in `real_sets` (real noisy pairs) have the one noise label 'real'."""
-    from imdenoise.evaluate import REAL_LABEL
+    from imdenoise.evaluation.evaluate import REAL_LABEL
 
     paths = [folder / f"crops_{_slug(d)}_{_slug(n)}.png"
              for d in datasets for n in ([REAL_LABEL] if d in real_sets else noises)]
@@ -127,7 +127,7 @@ def crops_figure(k: Kept, crop: int) -> Any:
     """The figure of one kept image: noisy, each method's output and the clean crop, residuals below."""
     import matplotlib.pyplot as plt
 
-    from imdenoise.evaluate import REAL_LABEL, quantize
+    from imdenoise.evaluation.evaluate import REAL_LABEL, quantize
     from imdenoise.metrics import psnr_uint8
 
     ys, xs = _crop_box(k.clean.shape[0], k.clean.shape[1], crop)
@@ -198,8 +198,8 @@ def level_figure(summary: Sequence[dict[str, Any]]) -> Any:
     kind's parameter), one colour per method throughout, and one legend outside the panels."""
     import matplotlib.pyplot as plt
 
-    from imdenoise.evaluate import REAL_LABEL
-    from imdenoise.noise import NOISE_KINDS
+    from imdenoise.evaluation.evaluate import REAL_LABEL
+    from imdenoise.noise.models import NOISE_KINDS
 
     methods = list(dict.fromkeys(r["method"] for r in summary))
     colors = method_colors(methods)

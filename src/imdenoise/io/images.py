@@ -18,9 +18,9 @@ from typing import Union
 
 import numpy as np
 
-from imdenoise import io_formats as fmts
 from imdenoise.atomic import new_file_mode
 from imdenoise.errors import ImageReadError, ImageWriteError, OutputExistsError
+from imdenoise.io import formats as fmts
 
 log = logging.getLogger(__name__)
 

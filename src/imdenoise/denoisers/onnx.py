@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from imdenoise.atomic import temp_beside
-from imdenoise.ensemble import self_ensemble
+from imdenoise.denoisers.ensemble import self_ensemble
+from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser
+from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError, WeightsError
-from imdenoise.inference import InferenceOptions, ModelDenoiser
 from imdenoise.models.base import DenoisingNet
-from imdenoise.tiling import run_tiled
-from imdenoise.weights_io import CARD_KEY, ModelCard
+from imdenoise.models.weights import CARD_KEY, SHIPPED_ALIASES, ModelCard, load_network, shipped_path
 
 log = logging.getLogger(__name__)
 
@@ -53,33 +53,6 @@ class ExportWrapper(torch.nn.Module):
         ph, pw = (self.k - h % self.k) % self.k, (self.k - w % self.k) % self.k
         xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if self.k > 1 else x
         return self.model(xp, sigma)[..., :h, :w]
-
-
-def resolve_model(name_or_path: str | Path, channels: int = 1,
-                  arch: str | None = None) -> tuple[DenoisingNet, ModelCard]:
-    """Network + card from a weights file (pruned too; arch for plain .pt), shipped name, or registry name."""
-    from imdenoise.models.registry import ARCHITECTURES
-    from imdenoise.prune import load_weights_any
-    from imdenoise.weights_io import SHIPPED_DIR
-
-    name = str(name_or_path)
-    shipped = SHIPPED_DIR / f"{name}.safetensors"
-    if shipped.is_file():
-        return load_weights_any(shipped)
-    p = Path(name)
-    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt"):
-        return load_weights_any(p, arch)  # a plain state dict's channels come from its weights
-    if name in ARCHITECTURES:
-        log.warning("%s: registry architecture with random weights (for testing and speed only)", name)
-        model = ARCHITECTURES[name].build(in_channels=channels)
-        card = ModelCard(name=name, architecture=name, config=model.config.model_dump(mode="json"),
-                         in_channels=channels, parameters=sum(q.numel() for q in model.parameters()),
-                         description=f"untrained {name} (random weights)")
-        return model.eval(), card
-    from imdenoise.errors import UnknownMethodError
-
-    raise UnknownMethodError(f"unknown model {name!r}: give a .safetensors weights file, a shipped model name "
-                             f"or an architecture ({', '.join(ARCHITECTURES)})")
 
 
 def _input_names(model: DenoisingNet) -> list[str]:
@@ -321,10 +294,10 @@ def _cache_dir() -> Path:
 def _resolve_state_dict(weights: Path, arch: str) -> tuple[DenoisingNet, ModelCard]:
     """A plain state dict of architecture `arch`: gray first, then color if the channels do not match."""
     try:
-        return resolve_model(weights, 1, arch)
+        return load_network(weights, 1, arch)
     except WeightsError as gray_exc:
         try:
-            return resolve_model(weights, 3, arch)
+            return load_network(weights, 3, arch)
         except WeightsError:
             raise gray_exc from None
 
@@ -336,7 +309,7 @@ def _export_cached(weights: Path, arch: str | None = None) -> Path:
         h.update(f"\0arch={arch}".encode())
     out = _cache_dir() / f"{weights.stem}-{h.hexdigest()[:16]}.onnx"
     if not out.is_file():
-        model, card = _resolve_state_dict(weights, arch) if arch else resolve_model(weights)
+        model, card = _resolve_state_dict(weights, arch) if arch else load_network(weights)
         export_onnx(model, card, out)
     return out
 
@@ -346,15 +319,14 @@ def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None, ar
 
     `arch` names the architecture of a plain state dict (.pt/.pth, or a .safetensors without a card), as
     `--arch` does for the torch backend."""
-    from imdenoise.inference import SHIPPED_ALIASES, AutoDenoiser, _shipped_path
 
     opts = opts or InferenceOptions()
     name = str(name_or_path)
     if name in SHIPPED_ALIASES:
         gray, color = SHIPPED_ALIASES[name]
-        if _shipped_path(gray) and _shipped_path(color):
+        if shipped_path(gray) and shipped_path(color):
             return AutoDenoiser(load_onnx(gray, opts), load_onnx(color, opts), name=name)
-    shipped = _shipped_path(name)
+    shipped = shipped_path(name)
     p = shipped or Path(name)
     if p.suffix == ".onnx":
         return OnnxDenoiser(p, opts)
