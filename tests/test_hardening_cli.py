@@ -134,7 +134,7 @@ def test_tv_with_a_vanishing_sigma_is_finite(shape) -> None:
 
 
 def test_all_finite_detects_every_kind_without_false_alarms() -> None:
-    from imdenoise.denoisers.base import all_finite
+    from imdenoise.arrays import all_finite
 
     big = np.full((100, 100, 3), np.finfo(np.float32).max, np.float32)  # sums past float32, not float64
     assert all_finite(big) and all_finite(-big)

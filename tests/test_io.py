@@ -17,8 +17,9 @@ from imdenoise.errors import ImageReadError, ImageTooLargeError, ImageWriteError
 from imdenoise.io import formats as io_formats
 from imdenoise.io import images as imio
 from imdenoise.io.images import read_frames, read_image, write_image
+from imdenoise.paths import ASSETS_DIR
 
-ASSETS = Path(imio.__file__).parent / "assets"
+ASSETS = ASSETS_DIR
 MAX = {"uint8": 255, "uint16": 65535}
 
 

@@ -21,8 +21,9 @@ def demo(
     from imdenoise.io.images import read_image, write_image
     from imdenoise.metrics import psnr_change
     from imdenoise.noise.models import parse_noise
+    from imdenoise.paths import ASSETS_DIR
 
-    sample = Path(__file__).resolve().parents[1] / "assets" / "sample.png"
+    sample = ASSETS_DIR / "sample.png"
     image = read_image(sample)
     clean = image.data
     noisy = parse_noise(f"gaussian:{sigma:g}")(clean, np.random.default_rng(seed))

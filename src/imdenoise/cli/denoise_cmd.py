@@ -105,7 +105,7 @@ def denoise(
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.denoisers.base import check_finite_output, checked_sigma
+    from imdenoise.arrays import check_finite_output, checked_sigma
     from imdenoise.denoisers.catalog import load
     from imdenoise.io.images import read_frames, write_frames
 

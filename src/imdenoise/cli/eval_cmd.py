@@ -47,7 +47,7 @@ def eval_(
                                 "timing (the protocol); skip it for slow per-image methods such as zeroshot."),
 ) -> None:
     """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
-    from imdenoise.denoisers.base import checked_sigma
+    from imdenoise.arrays import checked_sigma
     from imdenoise.evaluation.evaluate import (
         REAL_LABEL,
         EvalSettings,

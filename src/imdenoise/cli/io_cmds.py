@@ -59,7 +59,7 @@ def metrics(
     """Print PSNR (dB) and SSIM of DENOISED against CLEAN (8-bit pairs: the benchmark protocol)."""
     import numpy as np
 
-    from imdenoise.denoisers.base import all_finite
+    from imdenoise.arrays import all_finite
     from imdenoise.io.images import read_image
 
     ref, out = read_image(clean), read_image(denoised)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from imdenoise.denoisers.base import all_finite, checked_sigma
+from imdenoise.arrays import all_finite, checked_sigma
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from imdenoise.denoisers.base import all_finite, checked_sigma
+from imdenoise.arrays import all_finite, checked_sigma
 from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from imdenoise.atomic import temp_beside
+from imdenoise.atomic import write_bytes_atomic
 from imdenoise.denoisers.ensemble import self_ensemble
 from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser
 from imdenoise.denoisers.tiling import run_tiled
@@ -119,7 +119,7 @@ def require_export_extra() -> None:
                           f"pip install 'imdenoise[export]' (missing: {', '.join(missing)})")
 
 
-def _session(path: str | Path | bytes, threads: int | None = None, device: str = "cpu") -> Any:
+def onnx_session(path: str | Path | bytes, threads: int | None = None, device: str = "cpu") -> Any:
     """An onnxruntime session on the CPU (or CUDA when asked for and available)."""
     require_export_extra()
     import onnxruntime as ort
@@ -139,7 +139,7 @@ def _session(path: str | Path | bytes, threads: int | None = None, device: str =
                           f"({str(exc).splitlines()[0]})") from None
 
 
-def _feeds(session: Any, x: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
+def onnx_feeds(session: Any, x: np.ndarray, sigma: np.ndarray) -> dict[str, np.ndarray]:
     names = [i.name for i in session.get_inputs()]
     return {"input": x, "sigma": sigma} if "sigma" in names else {"input": x}
 
@@ -158,7 +158,7 @@ def check_against_torch(model: DenoisingNet, session: Any, sizes: Sequence[tuple
         s = 0.2 * torch.rand(n, generator=g)
         with torch.no_grad():
             ref = wrapper(x, s).numpy()
-        out = session.run(None, _feeds(session, x.numpy(), s.numpy()))[0]
+        out = session.run(None, onnx_feeds(session, x.numpy(), s.numpy()))[0]
         if out.shape != ref.shape:
             raise ExportError(f"onnxruntime output shape {out.shape} != torch {ref.shape} for input {tuple(x.shape)}")
         worst = max(worst, float(np.abs(out - ref).max()))
@@ -174,18 +174,6 @@ class ExportReport:
     sizes: tuple[tuple[int, int, int], ...]
     opset: int
     bytes: int
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def random_check_sizes(count: int = 2, rng: np.random.Generator | None = None) -> tuple[tuple[int, int, int], ...]:
@@ -218,11 +206,12 @@ def export_onnx(model: DenoisingNet, card: ModelCard, out: str | Path, *, opset:
             "in_channels": model.in_channels, "out_channels": model.out_channels, "precision": "fp32"}
     _set_metadata(proto, card, info)
     data = proto.SerializeToString()
-    diff = check_against_torch(model, _session(data, threads=torch.get_num_threads()), sizes)
+    diff = check_against_torch(model, onnx_session(data, threads=torch.get_num_threads()), sizes)
     if not diff < atol:
         raise ExportError(f"exported ONNX model differs from PyTorch: max abs difference {diff:.3g} >= {atol:g} "
                           f"on sizes {list(sizes)}; not written")
-    _atomic_write(out, data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, data)
     log.info("wrote %s (max abs diff vs torch %.2g)", out, diff)
     return ExportReport(out, diff, tuple(sizes), max(opset, proto.opset_import[0].version), len(data))
 
@@ -259,7 +248,7 @@ class OnnxDenoiser(ModelDenoiser):
         self.options = options or InferenceOptions()
         self.path = Path(path)
         card, meta = read_onnx_info(self.path)
-        self.session = _session(self.path, self.options.threads, self.options.device)
+        self.session = onnx_session(self.path, self.options.threads, self.options.device)
         inputs = {i.name: i for i in self.session.get_inputs()}
         if "input" not in inputs:
             raise WeightsError(f"{path}: not an imdenoise ONNX model (no 'input' tensor)")
@@ -279,7 +268,7 @@ class OnnxDenoiser(ModelDenoiser):
         s = np.full((x.shape[0],), sigma / 255.0, dtype=np.float32)
 
         def fn(t: torch.Tensor) -> torch.Tensor:
-            feeds = _feeds(self.session, np.ascontiguousarray(t.numpy()), s[: t.shape[0]])
+            feeds = onnx_feeds(self.session, np.ascontiguousarray(t.numpy()), s[: t.shape[0]])
             return torch.from_numpy(self.session.run(None, feeds)[0])
 
         out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.model.size_multiple,

@@ -152,7 +152,8 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
     """int8 copy of an exported fp32 ONNX model (metadata kept), written atomically."""
     import onnx
 
-    from imdenoise.denoisers.onnx import _atomic_write, _feeds, _session, read_onnx_info
+    from imdenoise.atomic import write_bytes_atomic
+    from imdenoise.denoisers.onnx import onnx_feeds, onnx_session, read_onnx_info
 
     fp32_path, out = Path(fp32_path), Path(out)
     if keep_float not in KEEP_FLOAT:
@@ -162,7 +163,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
     folder, crops = calibration_source(calib_dir, channels, n_images)
     batches = calibration_batches(folder, channels, n_images, patch, sigmas=sigmas,
                                   per_image=per_image if calib_dir is not None else crops)
-    names = [i.name for i in _session(fp32_path).get_inputs()]
+    names = [i.name for i in onnx_session(fp32_path).get_inputs()]
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         try:
@@ -205,14 +206,15 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         e = proto.metadata_props.add()
         e.key, e.value = k, v
     data = proto.SerializeToString()
-    s32, s8 = _session(fp32_path), _session(data)
+    s32, s8 = onnx_session(fp32_path), onnx_session(data)
     diffs, mses = [], []
     for b in batches[:4]:
-        ref = s32.run(None, _feeds(s32, b["input"], b["sigma"]))[0]
-        got = s8.run(None, _feeds(s8, b["input"], b["sigma"]))[0]
+        ref = s32.run(None, onnx_feeds(s32, b["input"], b["sigma"]))[0]
+        got = s8.run(None, onnx_feeds(s8, b["input"], b["sigma"]))[0]
         diffs.append(float(np.abs(got - ref).max()))
         mses.append(float(np.mean((got - ref) ** 2)))
     psnr = float(10 * np.log10(1.0 / max(np.mean(mses), 1e-12)))
-    _atomic_write(out, data)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, data)
     log.info("wrote %s (%s int8; max |int8 - fp32| %.3g, PSNR int8 vs fp32 %.1f dB)", out, method, max(diffs), psnr)
     return QuantizeReport(out, method, max(diffs), psnr, len(data))

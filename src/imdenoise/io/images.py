@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 import numpy as np
 
-from imdenoise.atomic import new_file_mode
+from imdenoise.atomic import atomic_path
 from imdenoise.errors import ImageReadError, ImageWriteError, OutputExistsError
 from imdenoise.io import formats as fmts
 
@@ -298,42 +297,22 @@ def _quantize(unit: np.ndarray, out_dtype: str) -> np.ndarray:
     return out
 
 
-def _atomic_write(path: Path, write, overwrite: bool) -> None:
-    """Write to a temp file beside `path`, then move it in place; never leave a partial file."""
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None], overwrite: bool) -> None:
+    """Write through the one atomic writer; never leave a partial file, never clobber without `overwrite`."""
+    started = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write there ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        with open(tmp, "wb") as fh:  # a named file object: tifffile needs its name
-            write(fh)
-        os.chmod(tmp, new_file_mode())
-        _move_into_place(tmp, path, overwrite)
-    except ImageWriteError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, (OSError, ValueError, TypeError, RuntimeError)):
-            raise ImageWriteError(f"{path}: cannot write ({exc})") from None
-        raise
-
-
-def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
-    """os.replace when overwriting; a hard link otherwise, which fails instead of clobbering."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
+        with atomic_path(path, overwrite=overwrite, fsync=False) as tmp:
+            started = True
+            with open(tmp, "wb") as fh:  # a named file object: tifffile needs its name
+                write(fh)
     except FileExistsError:
         raise OutputExistsError(_exists_message(path)) from None
-    except OSError:  # a file system without hard links: check, then rename
-        if path.exists():
-            raise OutputExistsError(_exists_message(path)) from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
+    except ImageWriteError:
+        raise
+    except OSError as exc:
+        if not started:
+            raise ImageWriteError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+        raise ImageWriteError(f"{path}: cannot write ({exc})") from None
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ImageWriteError(f"{path}: cannot write ({exc})") from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from imdenoise.atomic import new_file_mode, temp_beside
+from imdenoise.atomic import atomic_path
 from imdenoise.errors import ImDenoiseError, UnknownMethodError, WeightsError
 from imdenoise.models.base import DenoisingNet
 
@@ -53,15 +52,8 @@ def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
                for k, v in model.state_dict().items()}
-    fd, tmp = temp_beside(path)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={CARD_KEY: card.model_dump_json()})
-        os.chmod(tmp, new_file_mode())  # save_file recreates the file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={CARD_KEY: card.model_dump_json()})
     return path
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imdenoise.denoisers.base import all_finite
+from imdenoise.arrays import all_finite
 from imdenoise.errors import ImDenoiseError
 
 PATCH = 8

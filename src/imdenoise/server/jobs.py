@@ -461,7 +461,7 @@ class ImageJob:
         kind ('model', 'classical', 'zeroshot', 'custom'): it decides what sigma the method is given
         and which level is reported as used (see `plan_sigma`).
         """
-        from imdenoise.denoisers.base import check_finite_output
+        from imdenoise.arrays import check_finite_output
 
         t: dict[str, float] = {}
         start = time.monotonic()

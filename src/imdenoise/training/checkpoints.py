@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from imdenoise.atomic import temp_beside, write_bytes_atomic
+from imdenoise.atomic import atomic_path, write_bytes_atomic
 from imdenoise.errors import RunWriteError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -39,22 +38,12 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     RunWriteError saying how to continue."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = temp_beside(path)
-    except OSError as exc:
-        raise _cannot_write(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)  # torch reports a full disk as RuntimeError ("file write failed")
-            f.flush()
-            os.fsync(f.fileno())
-        digest = _sha256(Path(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)  # torch reports a full disk as RuntimeError ("file write failed")
+            digest = _sha256(tmp)
         write_bytes_atomic(path.with_name(path.name + ".sha256"), digest + "\n")
     except (OSError, RuntimeError) as exc:
         raise _cannot_write(path, exc) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
