@@ -147,8 +147,9 @@ def evaluate(weights: list[Path], dataset: Path, noise: str, limit: int | None, 
 
 def noisy_psnr(dataset: Path, noise: str, limit: int | None) -> dict[str, float]:
     """Mean PSNR of the protocol's noisy input (clipped and quantized like an output), per noise label."""
-    from imdenoise.evaluation.evaluate import load_dataset, make_noisy, noise_label, parse_levels, quantize
+    from imdenoise.evaluation.evaluate import load_dataset, make_noisy, noise_label, parse_levels
     from imdenoise.metrics import psnr_uint8
+    from imdenoise.metrics import quantize_8bit as quantize
 
     ds = load_dataset(dataset, limit=limit)
     out = {}

@@ -20,10 +20,10 @@ from imdenoise.evaluation.evaluate import (
     load_dataset,
     make_noisy,
     parse_levels,
-    quantize,
     residual_stats,
     summarize,
 )
+from imdenoise.metrics import quantize_8bit as quantize
 
 QUIET = EvalSettings(progress=False)
 

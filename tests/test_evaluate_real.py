@@ -18,10 +18,10 @@ from imdenoise.evaluation.evaluate import (
     EvaluationError,
     evaluate,
     load_dataset,
-    quantize,
     summarize,
 )
 from imdenoise.metrics import psnr_uint8, ssim_uint8
+from imdenoise.metrics import quantize_8bit as quantize
 
 QUIET = EvalSettings(progress=False, threads=1)
 H, W = 40, 48

@@ -1,4 +1,4 @@
-"""Array checks every layer shares: a valid noise level, finite samples."""
+"""Array helpers every layer shares: a valid noise level, finite samples, RGB to gray."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from imdenoise.errors import ImDenoiseError
 
 MAX_SIGMA = 255.0  # the whole 0-255 range; a larger noise level leaves nothing to recover
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma weights
 
 
 def checked_sigma(sigma: object, who: str = "") -> float:
@@ -34,3 +35,8 @@ def check_finite_output(data: np.ndarray, who: str = "") -> np.ndarray:
         raise ImDenoiseError(f"{prefix}the denoised result has NaN or infinite values (the input's values are "
                              f"probably far outside the 0-1 range of an image); nothing was written")
     return data
+
+
+def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
+    """The one RGB-to-gray formula: BT.601 luma of the first three channels of HxWxC float data (HxW out)."""
+    return rgb[..., :3] @ LUMA

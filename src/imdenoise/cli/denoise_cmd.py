@@ -15,10 +15,10 @@ import numpy as np
 import typer
 
 from imdenoise.errors import ImageReadError, ImDenoiseError
+from imdenoise.io.formats import IMAGE_SUFFIXES
 from imdenoise.io.images import Image
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:

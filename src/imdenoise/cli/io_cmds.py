@@ -87,11 +87,10 @@ def _shape(data) -> str:
 
 def _scores_uint8(a, b) -> tuple[float, float | None]:
     """The benchmark protocol's PSNR and SSIM on the exact 8-bit samples."""
-    import numpy as np
 
-    from imdenoise.metrics import psnr_uint8, ssim_uint8
+    from imdenoise.metrics import psnr_uint8, quantize_8bit, ssim_uint8
 
-    a8, b8 = (np.round(x * 255).astype(np.uint8) for x in (a, b))
+    a8, b8 = quantize_8bit(a), quantize_8bit(b)
     return psnr_uint8(a8, b8), (ssim_uint8(a8, b8) if min(a.shape[:2]) >= 11 else None)
 
 

@@ -58,17 +58,11 @@ def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, b
 def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limit: int = 8) -> float:
     """Mean protocol PSNR (BENCHMARK.md AWGN, 8-bit output) of the model on the first `limit` images."""
     from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
+    from imdenoise.evaluation.evaluate import protocol_psnr
     from imdenoise.io.datasets import list_images, load_images
-    from imdenoise.noise.models import benchmark_noisy
 
     den = ModelDenoiser(model.eval(), "eval", None, InferenceOptions(device="cpu"))
-    scores = []
-    for i, clean in enumerate(load_images(list_images(folder)[:limit], model.in_channels)):
-        out = den.denoise(benchmark_noisy(clean.astype(np.float32) / 255.0, sigma, i), sigma=sigma)
-        out8 = np.round(np.clip(out, 0, 1) * 255).astype(np.uint8)
-        mse = np.mean((out8.astype(np.float64) - clean.astype(np.float64)) ** 2)
-        scores.append(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
-    return float(np.mean(scores))
+    return protocol_psnr(den, load_images(list_images(folder)[:limit], model.in_channels), sigma)
 
 
 def time_model(model: DenoisingNet, size: int = 512, repeats: int = 3) -> float:

@@ -3,7 +3,7 @@
 Steps (BENCHMARK.md): files sorted by name; clean images as 8-bit (gray sets single channel,
 color sets RGB) scaled to [0, 1]; image ``i`` at level ``sigma`` gets
 ``clean + sigma/255 * default_rng(1000*sigma + i).standard_normal(shape, float32)``, not clipped;
-the output is clipped to [0, 1] and quantized with ``np.round(out * 255).astype(uint8)``; PSNR and
+the output is clipped to [0, 1] and quantized with ``metrics.quantize_8bit`` (``np.round(out * 255).astype(uint8)``); PSNR and
 SSIM on the 8-bit pair (data range 255); the denoiser call alone is timed, after one warm-up call
 on the first image, with ``torch.set_num_threads(2)``.
 
@@ -30,14 +30,16 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from imdenoise.errors import ImageReadError, ImDenoiseError
+from imdenoise.io.formats import EXTENSIONS
+from imdenoise.metrics import psnr_uint8, quantize_8bit
 
 __all__ = [
     "EvaluationError", "Dataset", "ImageRecord", "EvalSettings", "Kept", "load_dataset", "parse_levels",
-    "noise_label", "make_noisy", "quantize", "residual_stats", "evaluate", "summarize", "records_as_dicts",
+    "noise_label", "make_noisy", "residual_stats", "evaluate", "summarize", "records_as_dicts",
     "time_call", "REAL_LABEL", "is_pairs_folder", "load_pairs",
 ]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+BENCHMARK_SUFFIXES = tuple(s for s in EXTENSIONS if s != ".npy")  # image files of a benchmark set
 REAL_LABEL = "real"  # the noise label of real noisy pairs (no synthetic noise)
 
 
@@ -134,7 +136,7 @@ def _read_u8(path: Path) -> np.ndarray:
     data = read_image(path).data
     if data.shape[-1] not in (1, 3):
         raise ImageReadError(f"{path}: expected a gray or RGB image, got {data.shape[-1]} channels")
-    return np.round(np.clip(data, 0.0, 1.0) * 255).astype(np.uint8)
+    return quantize_8bit(data)
 
 
 def _is_gray(arr: np.ndarray) -> bool:
@@ -210,9 +212,9 @@ def load_dataset(path: str | Path, channels: int | None = None, limit: int | Non
     _check_args(path, channels, limit)
     if is_pairs_folder(path):
         return load_pairs(path, channels, limit)
-    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in BENCHMARK_SUFFIXES)
     if not files:
-        raise EvaluationError(f"dataset {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        raise EvaluationError(f"dataset {path}: no images ({', '.join(BENCHMARK_SUFFIXES)}) in this folder")
     files = files[:limit] if limit else files
     raw = [_read_u8(f) for f in files]
     if channels is None:
@@ -252,9 +254,15 @@ def make_noisy(clean: np.ndarray, model: Any, index: int) -> tuple[np.ndarray, f
     return noisy.astype(np.float32, copy=False), level
 
 
-def quantize(out: np.ndarray) -> np.ndarray:
-    """The protocol's output: clipped to [0, 1] and rounded to uint8."""
-    return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
+def protocol_psnr(denoiser: Any, clean_u8: Iterable[np.ndarray], sigma: float) -> float:
+    """Mean protocol PSNR over 8-bit clean images: seeded AWGN at `sigma` (given to the method), 8-bit output."""
+    from imdenoise.noise.models import benchmark_noisy
+
+    scores = []
+    for i, clean in enumerate(clean_u8):
+        out = denoiser.denoise(benchmark_noisy(clean.astype(np.float32) / 255.0, sigma, i), sigma=sigma)
+        scores.append(psnr_uint8(clean, quantize_8bit(out)))
+    return float(np.mean(scores))
 
 
 def _lag1(r: np.ndarray, axis: int) -> float:
@@ -339,7 +347,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
     Real-pair datasets are run once each, on their own noisy photos (noise label ``real``)."""
     import torch
 
-    from imdenoise.metrics import psnr_uint8, ssim_uint8
+    from imdenoise.metrics import ssim_uint8
 
     s = settings or EvalSettings()
     torch.set_num_threads(s.threads)
@@ -366,7 +374,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
                 for i, (path, u8) in enumerate(zip(ds.files, ds.images)):
                     clean = u8.astype(np.float32) / 255
                     noisy, sigma = _inputs(ds, model, i, clean)
-                    noisy_q = quantize(noisy)
+                    noisy_q = quantize_8bit(noisy)
                     psnr_noisy, ssim_noisy = psnr_uint8(u8, noisy_q), ssim_uint8(u8, noisy_q)
                     keep = Kept(ds.name, label, level, sigma, path.name, clean, noisy) \
                         if kept is not None and i == s.keep_index else None
@@ -374,7 +382,7 @@ def evaluate(methods: dict[str, Any], datasets: Sequence[Dataset], levels: Seque
                         bar.set_description(f"{name} {ds.name} {label}")
                         sigma_given = given(sigma, ds.real)
                         out, sec = _run_method(m, name, noisy, sigma_given, f"{path} at {label}")
-                        q = quantize(out)
+                        q = quantize_8bit(out)
                         h, w, c = u8.shape
                         rec = ImageRecord(
                             method=name, dataset=ds.name, noise=label, level=level, index=i,

@@ -127,8 +127,9 @@ def crops_figure(k: Kept, crop: int) -> Any:
     """The figure of one kept image: noisy, each method's output and the clean crop, residuals below."""
     import matplotlib.pyplot as plt
 
-    from imdenoise.evaluation.evaluate import REAL_LABEL, quantize
+    from imdenoise.evaluation.evaluate import REAL_LABEL
     from imdenoise.metrics import psnr_uint8
+    from imdenoise.metrics import quantize_8bit as quantize
 
     ys, xs = _crop_box(k.clean.shape[0], k.clean.shape[1], crop)
     names = list(k.outputs)

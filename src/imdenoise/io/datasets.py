@@ -9,11 +9,13 @@ from typing import Sequence
 
 import numpy as np
 
+from imdenoise.arrays import rgb_to_gray
 from imdenoise.errors import ConfigError
+from imdenoise.io.formats import IMAGE_SUFFIXES
+from imdenoise.metrics import quantize_8bit
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
 
 
 def missing_data_hint(path: Path) -> str:
@@ -97,7 +99,7 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
     image = np.asarray(image, dtype=np.float32)
     if image.shape[-1] != channels:
         if channels == 1:
-            image = (image[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+            image = rgb_to_gray(image)[..., None]
         else:
             image = np.repeat(image[..., :1], channels, axis=-1)
     return image
@@ -105,7 +107,7 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 def to_uint8(image: np.ndarray, channels: int) -> np.ndarray:
     """Float HxWxC in [0, 1] -> uint8 HxWxchannels (RGB -> gray by ITU-R 601 luma, gray -> RGB by copy)."""
-    return np.round(np.clip(to_channels(image, channels), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return quantize_8bit(to_channels(image, channels))
 
 
 def load_images(paths: Sequence[Path], channels: int, keep_float: bool = False) -> list[np.ndarray]:

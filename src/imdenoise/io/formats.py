@@ -32,6 +32,7 @@ EXTENSIONS: dict[str, str] = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
     ".tif": "TIFF", ".tiff": "TIFF", ".npy": "NPY",
 }
+IMAGE_SUFFIXES = frozenset(EXTENSIONS)  # the one list of image file suffixes: folders, outputs, datasets
 _MAGIC: list[tuple[bytes, str]] = [
     (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"),

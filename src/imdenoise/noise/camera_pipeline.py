@@ -166,7 +166,9 @@ def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     """Round trip through an 8-bit JPEG (4:2:0 chroma subsampling, as cameras and phones write)."""
     from PIL import Image
 
-    u8 = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    from imdenoise.metrics import quantize_8bit
+
+    u8 = quantize_8bit(rgb)
     buf = io.BytesIO()
     Image.fromarray(u8).save(buf, format="JPEG", quality=int(quality), subsampling=2)
     buf.seek(0)

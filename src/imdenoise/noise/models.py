@@ -19,6 +19,7 @@ from typing import ClassVar, Union
 
 import numpy as np
 
+from imdenoise.arrays import rgb_to_gray
 from imdenoise.errors import NoiseSpecError
 from imdenoise.noise.estimation import estimate_sigma
 
@@ -330,8 +331,7 @@ class CameraNoise(NoiseModel):
         rgb = np.repeat(clean, 3, axis=2) if gray else clean
         noisy, reference = simulate(rgb, params, rng)
         if gray:  # a gray photo: the luma of the colour one
-            luma = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            noisy, reference = (noisy @ luma)[..., None], (reference @ luma)[..., None]
+            noisy, reference = rgb_to_gray(noisy)[..., None], rgb_to_gray(reference)[..., None]
         return noisy, reference, self._level(reference, noisy, {})
 
     def sample(self, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float | None]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from imdenoise.arrays import rgb_to_gray
 from imdenoise.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def jitter_colors(clean: np.ndarray, amount: float, rng: np.random.Generator) ->
     out = clean * b
     out = (out - out.mean()) * c + out.mean()
     if out.shape[2] == 3:
-        gray = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = rgb_to_gray(out)
         out = (out - gray[..., None]) * s + gray[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 

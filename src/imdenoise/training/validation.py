@@ -21,7 +21,7 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
     """Mean PSNR/SSIM of the EMA model on the held-out images with seeded noise, or on real noisy
     pairs (data.val_pairs), with the noisy input's PSNR for reference, and
     (noisy, denoised, clean) crops of the first few images for the sample grids."""
-    from imdenoise.metrics import psnr_uint8, ssim_uint8
+    from imdenoise.metrics import psnr_uint8, quantize_8bit, ssim_uint8
     from imdenoise.noise.models import benchmark_rng, parse_noise
 
     cfg = trainer.cfg
@@ -47,8 +47,8 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
         sigma = torch.full((1,), cond / 255.0, device=trainer.device)
         with torch.inference_mode():
             out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)
-        out_u8 = np.round(np.clip(out[0].cpu().numpy().transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)
-        noisy_u8 = np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)
+        out_u8 = quantize_8bit(out[0].cpu().numpy().transpose(1, 2, 0))
+        noisy_u8 = quantize_8bit(noisy)
         psnrs.append(psnr_uint8(clean_u8, out_u8))
         ssims.append(ssim_uint8(clean_u8, out_u8))
         noisy_psnrs.append(psnr_uint8(clean_u8, noisy_u8))
