@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -51,7 +52,8 @@ _DENOISE = textwrap.dedent("""
 
 def _measure_denoise(h: int, w: int, timeout: float) -> dict:
     proc = subprocess.run([PY, "-c", _DENOISE, str(h), str(w)], capture_output=True, text=True, timeout=timeout,
-                          env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"})
+                          env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin",  # the tree under test first
+                               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from imdenoise.arrays import all_finite, checked_sigma
+from imdenoise.arrays import checked_sigma
+from imdenoise.denoisers.base import prepare
 from imdenoise.errors import ConfigError, ImDenoiseError, UnknownMethodError
 
 __all__ = ["CLASSICAL_METHODS", "ClassicalDenoiser", "get_classical"]
@@ -29,22 +30,18 @@ class ClassicalDenoiser:
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Denoised float32 image of the input's shape; sigma on the 0-255 scale, None = estimate."""
-        arr = np.asarray(image, dtype=np.float32)
-        if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
-            raise ImDenoiseError(f"{self.name}: expected an HxW or HxWxC image, got shape {arr.shape}")
-        hwc = arr[..., None] if arr.ndim == 2 else arr
-        if not all_finite(arr):  # NaN would spread through the filter, or break estimation
-            raise ImDenoiseError(f"{self.name}: image contains NaN or infinite values; replace them before denoising")
+        p = prepare(image, self.name)  # NaN would spread through the filter, or break estimation
+        hwc = p.color
         if sigma is None:
             from imdenoise.noise.models import estimate_sigma
 
             sigma = estimate_sigma(hwc)
         sigma = checked_sigma(sigma, self.name)
         if sigma == 0:
-            return arr.copy()
+            return p.finish(hwc.copy())
         padded, (h, w) = pad_to_min_side(hwc, self.min_side)
         out = np.asarray(self._denoise(padded, float(sigma)), dtype=np.float32).reshape(padded.shape)
-        return np.ascontiguousarray(out[:h, :w]).reshape(arr.shape)
+        return p.finish(np.ascontiguousarray(out[:h, :w]))
 
     def _denoise(self, image: np.ndarray, sigma: float) -> np.ndarray:
         raise NotImplementedError

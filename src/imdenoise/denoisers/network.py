@@ -17,11 +17,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from imdenoise.arrays import all_finite, checked_sigma
+from imdenoise.arrays import checked_sigma
+from imdenoise.denoisers.base import Prepared, as_hwc, prepare, split_alpha
 from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
+from imdenoise.precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -74,32 +76,6 @@ def resolve_device(device: Device) -> torch.device:
     return torch.device(device)
 
 
-def _as_hwc(image: np.ndarray) -> tuple[np.ndarray, bool]:
-    """float32 HxWxC view of an HxW or HxWxC array (or of a read_image result), and whether it was 2-D."""
-    if not isinstance(image, np.ndarray) and isinstance(getattr(image, "data", None), np.ndarray):
-        image = image.data  # imdenoise.read_image(path): its float32 [0, 1] pixels
-    if not isinstance(image, np.ndarray):
-        raise ImDenoiseError(f"expected a numpy array, got {type(image).__name__}")
-    if not np.issubdtype(image.dtype, np.floating):
-        peak = np.iinfo(image.dtype).max if np.issubdtype(image.dtype, np.integer) else 1
-        raise ImDenoiseError(f"expected float values on the [0, 1] scale, got a {image.dtype} array: divide it by "
-                             f"{peak} first (imdenoise.read_image does this)")
-    if image.ndim == 2:
-        return image[..., None].astype(np.float32, copy=False), True
-    if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ImDenoiseError(f"expected an HxW or HxWxC image with C in 1-4, got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ImDenoiseError(f"empty image of shape {image.shape}")
-    return image.astype(np.float32, copy=False), False
-
-
-def split_alpha(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(color channels, alpha or None) of an HxWxC array: C=2 is gray+alpha, C=4 is RGBA."""
-    if image.shape[-1] in (2, 4):
-        return image[..., :-1], image[..., -1:]
-    return image, None
-
-
 class ModelDenoiser:
     """A trained network applied to whole images: padding, tiling, sigma estimation, channels."""
 
@@ -135,10 +111,10 @@ class ModelDenoiser:
         # NHWC memory seen as NCHW (channels_last strides): no full-size copy; tiles are made contiguous in fn
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
         s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        bf16 = autocast("bf16" if self.precision == "bf16" else "fp32", self.device)
 
         def fn(t: torch.Tensor) -> torch.Tensor:
-            with autocast:
+            with bf16:
                 return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
 
         with torch.inference_mode():
@@ -152,26 +128,23 @@ class ModelDenoiser:
 
     def denoise_batch(self, images: list[np.ndarray], sigma: float | None = None) -> list[np.ndarray]:
         """Denoise many images; images of equal shape and noise level run as one batch."""
-        prepared = []
+        prepared: list[tuple[Prepared, float]] = []
         for image in images:
-            hwc, was_2d = _as_hwc(image)
-            color, alpha = split_alpha(hwc)
-            if not all_finite(color):
-                raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
-            if color.shape[-1] != self.channels and self.channels != 1:
+            p = prepare(image)
+            if p.color.shape[-1] != self.channels and self.channels != 1:
                 raise ImDenoiseError(f"model {self.name!r} expects {self.channels}-channel images, got "
-                                     f"{color.shape[-1]}; use a gray model (or 'default') for gray images")
-            prepared.append((color, alpha, was_2d, self.sigma_for(color, sigma)))
+                                     f"{p.color.shape[-1]}; use a gray model (or 'default') for gray images")
+            prepared.append((p, self.sigma_for(p.color, sigma)))
         results: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
-        for i, (color, _, _, s) in enumerate(prepared):
-            groups.setdefault((color.shape, round(s, 4)), []).append(i)
+        for i, (p, s) in enumerate(prepared):
+            groups.setdefault((p.color.shape, round(s, 4)), []).append(i)
         for (shape, s), idx in groups.items():
-            first = prepared[idx[0]][0]
+            first = prepared[idx[0]][0].color
             if len(idx) == 1 and first.flags.c_contiguous and first.flags.writeable:
                 stack = first[None]  # one image: a view, not a second full-size copy (tests/test_memory.py)
             else:
-                stack = np.stack([prepared[i][0] for i in idx])
+                stack = np.stack([prepared[i][0].color for i in idx])
             if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image
                 n, h, w, c = stack.shape
                 per = stack.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
@@ -179,9 +152,7 @@ class ModelDenoiser:
             else:
                 out = self._run(stack, s)
             for j, i in enumerate(idx):
-                color, alpha, was_2d, _ = prepared[i]
-                res = out[j] if alpha is None else np.concatenate([out[j], alpha], axis=-1)
-                results[i] = res[..., 0] if was_2d else res
+                results[i] = prepared[i][0].finish(out[j])
         return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
 
 
@@ -226,16 +197,13 @@ class AutoDenoiser:
 
     def plan(self, image: np.ndarray, sigma: float | None = None) -> Plan:
         """Model and level for one image (estimated once here, not again by the model)."""
-        hwc = _as_hwc(image)[0]
+        hwc = as_hwc(image)[0]
         awgn = self.awgn_model(hwc)
         if sigma is not None:
             return Plan(awgn, checked_sigma(sigma, self.name))
         from imdenoise.noise.estimation import estimate_noise
 
-        color, _ = split_alpha(hwc)
-        if not all_finite(color):
-            raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
-        est = estimate_noise(color)
+        est = estimate_noise(prepare(image).color)
         if est.photo_like and self.photo is not None:
             return Plan(self.photo, None, est)
         lo, hi = awgn.noise_range
@@ -243,12 +211,10 @@ class AutoDenoiser:
 
     def run(self, plan: Plan, image: np.ndarray) -> np.ndarray:
         """Denoise `image` as `plan` says (gray images through a color photo model as gray RGB)."""
-        hwc, was_2d = _as_hwc(image)
+        hwc, was_2d = as_hwc(image)
         if plan.model.channels == 3 and hwc.shape[-1] in (1, 2):
-            color, alpha = split_alpha(hwc)
-            out = plan.model.denoise(np.repeat(color, 3, axis=-1), plan.sigma).mean(axis=-1, keepdims=True)
-            out = out if alpha is None else np.concatenate([out, alpha], axis=-1)
-            return out[..., 0] if was_2d else out
+            p = Prepared(*split_alpha(hwc), was_2d)
+            return p.finish(plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma).mean(axis=-1, keepdims=True))
         return plan.model.denoise(image, plan.sigma)
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:

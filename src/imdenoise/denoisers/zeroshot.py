@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from imdenoise.denoisers.base import prepare
 from imdenoise.errors import ConfigError, ImDenoiseError
 from imdenoise.models.zeroshot_net import ZeroShotNet
+from imdenoise.precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +137,10 @@ def pair_downsampler(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def zeroshot_loss(model: torch.nn.Module, noisy: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
     """Residual + consistency loss of the paper's code (`loss_func`), on an even-sized batch."""
-    autocast = torch.autocast("cpu" if noisy.device.type == "cpu" else noisy.device.type,
-                              dtype=torch.bfloat16, enabled=precision == "bf16")
+    bf16 = autocast("bf16" if precision == "bf16" else "fp32", noisy.device)
 
     def denoise(t: torch.Tensor) -> torch.Tensor:
-        with autocast:
+        with bf16:
             noise = model(t)
         return t - noise.float()
 
@@ -229,10 +230,10 @@ def apply_net(model: ZeroShotNet, noisy: torch.Tensor, precision: str = "fp32", 
     """noisy - model(noisy) on the full (1,C,H,W) image, in exact tiles for large images."""
     from imdenoise.denoisers.tiling import run_tiled
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16" and noisy.device.type == "cpu")
+    bf16 = autocast("bf16" if precision == "bf16" and noisy.device.type == "cpu" else "fp32", noisy.device)
 
     def fn(t: torch.Tensor) -> torch.Tensor:
-        with autocast:
+        with bf16:
             return t - model(t.contiguous(memory_format=torch.channels_last)).float()
 
     return run_tiled(fn, noisy, 1, tile, overlap=16)
@@ -253,22 +254,11 @@ class ZeroShotDenoiser:
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Fit to this image and return it denoised (float32, same shape); sigma is not needed (blind)."""
-        if not isinstance(image, np.ndarray):
-            raise ImDenoiseError(f"expected a numpy array, got {type(image).__name__}")
-        was_2d = image.ndim == 2
-        hwc = image[..., None] if was_2d else image
-        if hwc.ndim != 3 or hwc.shape[-1] not in (1, 2, 3, 4):
-            raise ImDenoiseError(f"expected an HxW or HxWxC image with C in 1-4, got shape {image.shape}")
-        hwc = hwc.astype(np.float32, copy=False)
-        color, alpha = (hwc[..., :-1], hwc[..., -1:]) if hwc.shape[-1] in (2, 4) else (hwc, None)
-        if not np.all(np.isfinite(color)):
-            raise ImDenoiseError("image contains NaN or infinite values; replace them before denoising")
+        p = prepare(image)
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
-        x = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))[None]
+        x = torch.from_numpy(np.ascontiguousarray(p.color.transpose(2, 0, 1)))[None]
         self.last_fit = fit(x, self.settings, features=self.config.features, seed=self.config.seed,
                             progress=self.progress)
         out = apply_net(self.last_fit.model, x, self.settings["precision"])[0].permute(1, 2, 0).numpy()
-        if alpha is not None:
-            out = np.concatenate([out, alpha], axis=-1)
-        return np.ascontiguousarray(out[..., 0] if was_2d else out, dtype=np.float32)
+        return np.ascontiguousarray(p.finish(out), dtype=np.float32)

@@ -6,7 +6,6 @@ import logging
 import math
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.registry import build_model, get_architecture
 from imdenoise.paths import portable
+from imdenoise.precision import autocast
 from imdenoise.training import checkpoints as ckpt
 from imdenoise.training.checkpoints import write_failure
 from imdenoise.training.config import TrainConfig
@@ -157,13 +157,6 @@ class Trainer:
             ckpt.save_checkpoint(state, self.run_dir / "checkpoints" / "best.pt")
 
     # ----------------------------------------------------------------- steps
-    def _autocast(self):
-        p = self.precision
-        if p == "fp32":
-            return nullcontext()
-        dtype = torch.bfloat16 if p == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def ema_decay(self) -> float:
         """The EMA decay of this step, warmed up as (1 + step) / (10 + step) up to optim.ema: without the
         warm-up the average of a short run still holds much of the random initial weights
@@ -183,7 +176,7 @@ class Trainer:
         step = make_step_inputs(self.cfg, batch, gen, self.step)
         inp = step.inp.contiguous(memory_format=torch.channels_last)
         extra = {"mask": step.net_mask} if step.net_mask is not None and self.model.mask_aware else {}
-        with self._autocast():
+        with autocast(self.precision, self.device):
             out = self.net(inp, batch["sigma"], **extra).float()
         loss = sum(w * self.loss_fn(out, step.target, m) for w, m in step.loss_terms)
         if not torch.isfinite(loss):
