@@ -106,7 +106,7 @@ def test_blind_dncnn_exports_without_sigma_input(tmp_path):
     rep = export_onnx(model, card, tmp_path / "d.onnx")
     assert rep.max_abs_diff < 1e-4
     d = load_onnx(tmp_path / "d.onnx")
-    assert not d.model.noise_conditioned
+    assert not d.noise_conditioned
     img = np.random.default_rng(0).random((19, 23), dtype=np.float32)
     ref = load(str(_save(tmp_path, model, card)), device="cpu").denoise(img)
     np.testing.assert_allclose(d.denoise(img), ref, atol=1e-4)

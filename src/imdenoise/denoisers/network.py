@@ -76,29 +76,24 @@ def resolve_device(device: Device) -> torch.device:
     return torch.device(device)
 
 
-class ModelDenoiser:
-    """A trained network applied to whole images: padding, tiling, sigma estimation, channels."""
+class NetworkDenoiser:
+    """The engine every network runs in (torch or onnxruntime): padding, tiling, sigma estimation,
+    channels, alpha. Subclasses set the attributes below and run one (N,H,W,C) batch in `_run`."""
 
-    def __init__(self, model: DenoisingNet, name: str, card: Any = None, options: InferenceOptions | None = None):
-        self.options = options or InferenceOptions()
-        self.device = resolve_device(self.options.device)
-        if self.options.threads:
-            torch.set_num_threads(self.options.threads)
-        self.name = name
-        self.card = card
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
-        from imdenoise.precision import resolve_precision
-
-        self.precision = resolve_precision(self.options.precision, self.device)
-        self.channels = model.in_channels
-        self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
-        self._fn = torch.compile(self.model) if self.options.compile else self.model
+    name: str
+    card: Any
+    options: InferenceOptions
+    channels: int  # the network's input channels (a gray network also denoises each channel of color images)
+    size_multiple: int
+    noise_conditioned: bool
+    noise_range: tuple[float, float]
+    precision: str
 
     def sigma_for(self, image: np.ndarray, sigma: float | None) -> float:
         """The level handed to the network: the given sigma, else the estimate clamped to the trained range."""
         if sigma is not None:
             return checked_sigma(sigma, self.name)
-        if not self.model.noise_conditioned:
+        if not self.noise_conditioned:
             return 0.0
         from imdenoise.noise.models import estimate_sigma
 
@@ -107,20 +102,8 @@ class ModelDenoiser:
         return float(min(max(est, lo), hi)) if hi > lo else est
 
     def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
-        """(N,H,W,C) float32 -> denoised (N,H,W,C) through the network, tiled and padded."""
-        # NHWC memory seen as NCHW (channels_last strides): no full-size copy; tiles are made contiguous in fn
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
-        s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
-        bf16 = autocast("bf16" if self.precision == "bf16" else "fp32", self.device)
-
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            with bf16:
-                return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
-
-        with torch.inference_mode():
-            out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.model.size_multiple,
-                            self.options.tile, self.options.overlap)
-        return out.permute(0, 2, 3, 1).cpu().numpy()
+        """(N,H,W,C) float32 -> denoised (N,H,W,C), tiled and padded."""
+        raise NotImplementedError
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Denoise one float32 HxW or HxWxC image (any size); blind when sigma is None."""
@@ -156,11 +139,48 @@ class ModelDenoiser:
         return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
 
 
+class ModelDenoiser(NetworkDenoiser):
+    """A trained torch network applied to whole images by the engine."""
+
+    def __init__(self, model: DenoisingNet, name: str, card: Any = None, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+        self.device = resolve_device(self.options.device)
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self.name = name
+        self.card = card
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        from imdenoise.precision import resolve_precision
+
+        self.precision = resolve_precision(self.options.precision, self.device)
+        self.channels = model.in_channels
+        self.size_multiple = model.size_multiple
+        self.noise_conditioned = model.noise_conditioned
+        self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
+        self._fn = torch.compile(self.model) if self.options.compile else self.model
+
+    def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
+        """(N,H,W,C) float32 -> denoised (N,H,W,C) through the network, tiled and padded."""
+        # NHWC memory seen as NCHW (channels_last strides): no full-size copy; tiles are made contiguous in fn
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+        s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
+        bf16 = autocast("bf16" if self.precision == "bf16" else "fp32", self.device)
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            with bf16:
+                return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
+
+        with torch.inference_mode():
+            out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.size_multiple,
+                            self.options.tile, self.options.overlap)
+        return out.permute(0, 2, 3, 1).cpu().numpy()
+
+
 @dataclass(frozen=True)
 class Plan:
     """How `default` denoises one image: which model, at which level, and why."""
 
-    model: ModelDenoiser
+    model: NetworkDenoiser
     sigma: float | None  # handed to the model (None: the model is blind)
     estimate: Any = None  # the NoiseEstimate of a blind run, else None
 
@@ -182,15 +202,15 @@ class AutoDenoiser:
     or color model at the estimated level. A given sigma means white Gaussian noise of that level: the gray
     or color model."""
 
-    def __init__(self, gray: ModelDenoiser, color: ModelDenoiser, photo: ModelDenoiser | None = None,
+    def __init__(self, gray: NetworkDenoiser, color: NetworkDenoiser, photo: NetworkDenoiser | None = None,
                  name: str = "default") -> None:
         self.name, self.gray, self.color, self.photo = name, gray, color, photo
 
-    def pick(self, image: np.ndarray, sigma: float | None = None) -> ModelDenoiser:
+    def pick(self, image: np.ndarray, sigma: float | None = None) -> NetworkDenoiser:
         """The model that suits this image: see :meth:`plan`."""
         return self.plan(image, sigma).model
 
-    def awgn_model(self, image: np.ndarray) -> ModelDenoiser:
+    def awgn_model(self, image: np.ndarray) -> NetworkDenoiser:
         """The white-noise model of this image's channel count."""
         c = 1 if image.ndim == 2 else image.shape[-1]
         return self.color if c in (3, 4) else self.gray

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from imdenoise.atomic import write_bytes_atomic
 from imdenoise.denoisers.ensemble import self_ensemble
-from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser
+from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, NetworkDenoiser
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
@@ -232,16 +232,7 @@ def read_onnx_info(path: str | Path) -> tuple[ModelCard | None, dict[str, str]]:
     return card, meta
 
 
-@dataclass
-class NetSpec:
-    """The constraints the engine needs from a network it cannot see (an ONNX graph)."""
-
-    in_channels: int
-    size_multiple: int
-    noise_conditioned: bool
-
-
-class OnnxDenoiser(ModelDenoiser):
+class OnnxDenoiser(NetworkDenoiser):
     """The same engine as the torch backend (padding, tiling, sigma, channels), run by onnxruntime."""
 
     def __init__(self, path: str | Path, options: InferenceOptions | None = None) -> None:
@@ -253,9 +244,9 @@ class OnnxDenoiser(ModelDenoiser):
         if "input" not in inputs:
             raise WeightsError(f"{path}: not an imdenoise ONNX model (no 'input' tensor)")
         ch = inputs["input"].shape[1]
-        self.model = NetSpec(int(meta.get("imdenoise.in_channels", ch if isinstance(ch, int) else 1)),
-                             int(meta.get("imdenoise.size_multiple", 1)), "sigma" in inputs)  # type: ignore[assignment]
-        self.channels = self.model.in_channels
+        self.channels = int(meta.get("imdenoise.in_channels", ch if isinstance(ch, int) else 1))
+        self.size_multiple = int(meta.get("imdenoise.size_multiple", 1))
+        self.noise_conditioned = "sigma" in inputs
         self.card = card
         self.name = card.name if card else self.path.stem
         self.precision = meta.get("imdenoise.precision", "fp32")
@@ -271,7 +262,7 @@ class OnnxDenoiser(ModelDenoiser):
             feeds = onnx_feeds(self.session, np.ascontiguousarray(t.numpy()), s[: t.shape[0]])
             return torch.from_numpy(self.session.run(None, feeds)[0])
 
-        out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.model.size_multiple,
+        out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.size_multiple,
                         self.options.tile, self.options.overlap)
         return out.permute(0, 2, 3, 1).numpy()
 
