@@ -166,7 +166,7 @@ def test_16bit_tiff_stays_16bit(client, gray_image):
 
 
 def test_models_are_loaded_once_and_shared(client, noisy_gray, monkeypatch):
-    import imdenoise.denoisers.network as inference
+    import imdenoise.denoisers.catalog as inference
 
     calls = []
     real = inference.load
@@ -298,8 +298,8 @@ def test_plan_sigma_per_kind_of_method():
     from imdenoise.server.jobs import plan_sigma
 
     img = np.random.default_rng(0).normal(0.5, 30 / 255, (64, 64, 1)).astype(np.float32)
-    net = SimpleNamespace(model=SimpleNamespace(noise_conditioned=True), noise_range=(0.0, 20.0))
-    blind_net = SimpleNamespace(model=SimpleNamespace(noise_conditioned=False), noise_range=(0.0, 55.0))
+    net = SimpleNamespace(noise_conditioned=True, noise_range=(0.0, 20.0))  # the engine's attributes
+    blind_net = SimpleNamespace(noise_conditioned=False, noise_range=(0.0, 55.0))
     plan = plan_sigma(net, "model", img, None)
     assert plan.estimated > 25 and plan.given == plan.used == 20.0
     assert plan_sigma(net, "model", img, 40.0) == type(plan)(None, 40.0, 40.0)

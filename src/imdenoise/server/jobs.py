@@ -17,28 +17,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from imdenoise.errors import ImageWriteError, ImDenoiseError, UnknownMethodError, WeightsError
+from imdenoise.io import formats as fmts
+
+if TYPE_CHECKING:
+    from imdenoise.denoisers.catalog import MethodInfo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_MAX_PIXELS = 25_000_000  # 25 MP: about 300 MB of float32 RGB per job while it runs
-# What the service accepts, recognised by content (magic bytes), never by a client's file name.
-SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"II+\x00", "tiff"),
-    (b"MM\x00+", "tiff"),
-    (b"BM", "bmp"),
-    (b"\x93NUMPY", "npy"),  # read with allow_pickle=False; dtype and shape checked from the header
-)
 # Peak memory of one job above the process with its method loaded, decode to encode, blind, as a
 # fixed part (bytes: a tiled network's activations) plus bytes per image pixel, the larger of the
 # gray and colour figures; "preview" is POST /api/v1/preview. Measured through two image sizes by
@@ -264,56 +257,6 @@ class JobRunner:
 
 
 @dataclass
-class MethodInfo:
-    """One entry of GET /api/v1/models."""
-
-    name: str
-    kind: Literal["model", "classical", "zeroshot", "custom"]
-    description: str
-    sigma_max: float | None = None  # the highest noise level a model was trained on (the page's slider end)
-
-
-def _trained_sigma_max(name: str) -> float | None:
-    """The top of a shipped model's trained noise range (None for a blind model or an unreadable card)."""
-    from imdenoise.models.weights import SHIPPED_DIR, read_card
-
-    try:
-        card = read_card(SHIPPED_DIR / f"{name}.safetensors")
-    except Exception:  # noqa: BLE001 - a card that cannot be read leaves the slider at its default
-        return None
-    hi = (card.noise_range or (0.0, 0.0))[1]
-    return float(hi) if hi and card.config.get("noise_map", True) else None
-
-
-@functools.lru_cache(maxsize=128)
-def _describe(name: str) -> MethodInfo:
-    """Kind and one-line description of an available method name."""
-    from imdenoise.models.weights import SHIPPED_ALIASES
-
-    if name in SHIPPED_ALIASES:
-        return MethodInfo(name, "model", "shipped U-Nets: the photo model for real photos' noise, else the gray "
-                                         "or the color model, chosen by the image",
-                          _trained_sigma_max(SHIPPED_ALIASES[name][1]))
-    if name == "zeroshot":
-        return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")
-    try:
-        from imdenoise.denoisers.classical import CLASSICAL_METHODS
-
-        if name in CLASSICAL_METHODS:
-            doc = (CLASSICAL_METHODS[name].__doc__ or "").strip().splitlines()
-            return MethodInfo(name, "classical", doc[0] if doc else f"classical filter {name!r}")
-    except ImportError:
-        pass
-    try:
-        from imdenoise.models.weights import SHIPPED_DIR, read_card
-
-        card = read_card(SHIPPED_DIR / f"{name}.safetensors")
-        return MethodInfo(name, "model", card.description or name, _trained_sigma_max(name))
-    except Exception:  # a card that cannot be read still leaves the model listed
-        return MethodInfo(name, "model", f"shipped model {name!r}")
-
-
-@dataclass
 class ModelCache:
     """Denoisers loaded once per method name and shared by every job (load is thread-safe)."""
 
@@ -327,6 +270,8 @@ class ModelCache:
         """Offer an already built denoiser under `name` (for embedding the app; used by tests)."""
         with self._lock:
             self._loaded[name] = denoiser
+            from imdenoise.denoisers.catalog import MethodInfo
+
             self._custom[name] = MethodInfo(name, "custom", description or f"custom method {name!r}")
 
     def names(self) -> list[str]:
@@ -343,7 +288,9 @@ class ModelCache:
 
     def describe(self) -> list[MethodInfo]:
         """Kind and description of every offered method."""
-        return [self._custom.get(n) or _describe(n) for n in self.names()]
+        from imdenoise.denoisers.catalog import describe
+
+        return [self._custom.get(n) or describe(n) for n in self.names()]
 
     def default(self) -> str | None:
         """The method the page preselects: the shipped default, else a fast good classical filter."""
@@ -374,7 +321,9 @@ class ModelCache:
 
     def kind(self, name: str) -> str:
         """'model', 'classical', 'zeroshot' or 'custom'."""
-        return self._custom[name].kind if name in self._custom else _describe(name).kind
+        from imdenoise.denoisers.catalog import describe
+
+        return self._custom[name].kind if name in self._custom else describe(name).kind
 
     def loaded(self) -> list[str]:
         """Names of the methods loaded so far."""
@@ -383,11 +332,9 @@ class ModelCache:
 
 
 def sniff(data: bytes) -> str | None:
-    """'png', 'jpeg', 'tiff', 'bmp' or 'npy' from the first bytes of an upload, None for anything else."""
-    for magic, kind in SIGNATURES:
-        if data.startswith(magic):
-            return kind
-    return None
+    """'png', 'jpeg', 'tiff', 'bmp' or 'npy' from the first bytes of an upload (the library's sniff), None otherwise."""
+    fmt = fmts.sniff(data)
+    return fmt.lower() if fmt else None
 
 
 @dataclass
@@ -543,13 +490,14 @@ class SigmaPlan:
     auto: Any = None  # 'default': the library's own plan (model and level), run as planned
 
 
-def _sigma_range(denoiser: Any, data: np.ndarray) -> tuple[float, float] | None:
-    """The (lo, hi) noise range a noise-conditioned network clamps a blind estimate to; None if the
-    denoiser is not such a network. (0, 0) marks a network that ignores sigma altogether."""
-    model = getattr(denoiser, "model", None)
-    if model is None or not hasattr(denoiser, "noise_range"):
+def _sigma_range(denoiser: Any) -> tuple[float, float] | None:
+    """The (lo, hi) noise range a noise-conditioned network clamps a blind estimate to (the engine's
+    `noise_conditioned` and `noise_range`); None if the denoiser is not such a network. (0, 0) marks a
+    network that ignores sigma altogether."""
+    conditioned = getattr(denoiser, "noise_conditioned", None)
+    if conditioned is None or not hasattr(denoiser, "noise_range"):
         return None
-    if not getattr(model, "noise_conditioned", False):
+    if not conditioned:
         return (0.0, 0.0)
     lo, hi = (float(x) for x in denoiser.noise_range)
     return (lo, hi) if hi > lo else (0.0, 255.0)
@@ -572,7 +520,7 @@ def plan_sigma(denoiser: Any, kind: str, data: np.ndarray, sigma: float | None) 
         auto = denoiser.plan(data, sigma)
         estimated = auto.estimate.level if auto.estimate is not None else None
         return SigmaPlan(estimated, sigma, auto.sigma, auto)
-    rng = _sigma_range(denoiser, data) if kind in ("model", "custom") else None
+    rng = _sigma_range(denoiser) if kind in ("model", "custom") else None
     uses_sigma = kind != "zeroshot" and rng != (0.0, 0.0)
     if sigma is not None:
         return SigmaPlan(None, sigma, sigma if uses_sigma else None)
