@@ -262,7 +262,7 @@ def test_auto_precision_follows_the_hardware(image_dir: Path, tmp_path: Path, mo
     monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": native)
     trainer = Trainer(load_config(raw=_raw(image_dir, tmp_path / f"auto-{native}", precision="auto")))
     assert trainer.precision == ("bf16" if native else "fp32")
-    with trainer._autocast():
+    with precision.autocast(trainer.precision, trainer.device):
         assert torch.is_autocast_enabled("cpu") is native
 
 

@@ -37,13 +37,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 def _register() -> None:
     for name, module, func in COMMANDS:
-        try:
-            mod = importlib.import_module(f"imdenoise.cli.{module}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name == f"imdenoise.cli.{module}":
-                continue
-            raise
-        app.command(name)(getattr(mod, func))
+        app.command(name)(getattr(importlib.import_module(f"imdenoise.cli.{module}"), func))
 
 
 _register()

@@ -7,13 +7,16 @@ import logging
 import math
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from imdenoise.training.trainer import Trainer
+    from imdenoise.training.config import LogSection
+
+Preview = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (noisy, sigma) -> denoised, on the CPU
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,12 @@ def sample_grid(samples: list) -> np.ndarray:
 class RunLogger:
     """Everything a run reports, written by rank 0 only; quiet progress bar when not on a terminal."""
 
-    def __init__(self, trainer: "Trainer", enabled: bool) -> None:
-        self.t = trainer
-        self.enabled = enabled
-        self.cfg = trainer.cfg.log
+    def __init__(self, run_dir: Path, cfg: "LogSection", name: str, total_steps: int, start_step: int,
+                 enabled: bool) -> None:
+        self.run_dir, self.cfg, self.total_steps, self.enabled = run_dir, cfg, total_steps, enabled
         self.losses: list[float] = []
         self.tick = time.monotonic()
-        self.tick_step = trainer.step
+        self.tick_step = start_step
         self.bar = None
         self.tb = None
         self.jsonl = None
@@ -48,14 +50,14 @@ class RunLogger:
             return
         from tqdm import tqdm
 
-        self.jsonl = open(trainer.run_dir / "train_log.jsonl", "a", buffering=1)
-        self.bar = tqdm(total=trainer.cfg.optim.steps, initial=trainer.step, dynamic_ncols=True,
-                        disable=not (self.cfg.progress and sys.stderr.isatty()), desc=trainer.cfg.name)
+        self.jsonl = open(run_dir / "train_log.jsonl", "a", buffering=1)
+        self.bar = tqdm(total=total_steps, initial=start_step, dynamic_ncols=True,
+                        disable=not (self.cfg.progress and sys.stderr.isatty()), desc=name)
         if self.cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(trainer.run_dir / "tensorboard"), purge_step=trainer.step)
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step)
             except ImportError:  # pragma: no cover - tensorboard is a core dependency
                 log.warning("tensorboard not installed: no TensorBoard logs")
 
@@ -63,24 +65,23 @@ class RunLogger:
         if self.jsonl:
             self.jsonl.write(json.dumps(record) + "\n")
 
-    def step(self, loss: float, batch: dict[str, torch.Tensor]) -> None:
-        """Record one step's loss; every `log.every` steps write averages, lr and speed."""
+    def step(self, step: int, loss: float, lr: float, batch: dict[str, torch.Tensor], preview: Preview) -> None:
+        """Record step `step`'s loss; every `log.every` steps write averages, lr and speed (`preview`
+        denoises the image grid's patches)."""
         if not self.enabled:
             return
         self.losses.append(loss)
-        step = self.t.step
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if step % self.cfg.every == 0:
             now = time.monotonic()
             its = (step - self.tick_step) / max(1e-9, now - self.tick)
-            lr = self.t.optimizer.param_groups[0]["lr"]
             mean_loss = sum(self.losses) / len(self.losses)
             record = {"step": step, "loss": mean_loss, "lr": lr, "it_per_s": its, "time": time.time()}
             self._write(record)
             if not (self.bar and not self.bar.disable):
-                eta = (self.t.cfg.optim.steps - step) / max(its, 1e-9)
+                eta = (self.total_steps - step) / max(its, 1e-9)
                 log.info("step %d  loss %.5f  lr %.2e  %.2f it/s  ETA %.1f min", step, mean_loss, lr, its, eta / 60)
             if self.tb:
                 self.tb.add_scalar("train/loss", mean_loss, step)
@@ -89,21 +90,21 @@ class RunLogger:
             self.losses.clear()
             self.tick, self.tick_step = now, step
         if self.tb and step % self.cfg.images_every == 0:
-            self._images(batch)
+            self._images(step, batch, preview)
 
-    def _images(self, batch: dict[str, torch.Tensor]) -> None:
+    def _images(self, step: int, batch: dict[str, torch.Tensor], preview: Preview) -> None:
         """A grid of noisy / denoised / clean training patches (first 4 of the batch)."""
-        model = self.t.ema_model()
         noisy, target, sigma = batch["noisy"][:4], batch["target"][:4], batch["sigma"][:4]
         with torch.inference_mode():
-            out = model(noisy.to(self.t.device), sigma.to(self.t.device)).float().cpu()
+            out = preview(noisy, sigma)
         rows = torch.cat([noisy, out, target], dim=3).clamp(0, 1)  # each row: noisy | denoised | clean
         grid = torch.cat(list(rows), dim=1)
         if grid.shape[0] == 1:
             grid = grid.repeat(3, 1, 1)
-        self.tb.add_image("train/noisy_denoised_clean", grid, self.t.step)
+        assert self.tb is not None
+        self.tb.add_image("train/noisy_denoised_clean", grid, step)
 
-    def validation(self, metrics: dict[str, float], samples: list | None = None) -> None:
+    def validation(self, step: int, metrics: dict[str, float], samples: list | None = None) -> None:
         """Record validation PSNR/SSIM and save a noisy | denoised | clean grid of validation samples."""
         if not self.enabled:
             return
@@ -111,21 +112,21 @@ class RunLogger:
             grid = sample_grid(samples)
             from imdenoise.io.images import write_image
 
-            (self.t.run_dir / "samples").mkdir(exist_ok=True)
-            write_image(self.t.run_dir / "samples" / f"step-{self.t.step:08d}.png", grid, dtype="uint8",
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            write_image(self.run_dir / "samples" / f"step-{step:08d}.png", grid, dtype="uint8",
                         overwrite=True)
             if self.tb:
-                self.tb.add_image("val/noisy_denoised_clean", grid, self.t.step, dataformats="HWC")
+                self.tb.add_image("val/noisy_denoised_clean", grid, step, dataformats="HWC")
         if math.isnan(metrics["psnr"]):  # nothing to compare with: say so rather than print "nan dB"
             log.info("step %d  no validation PSNR: no clean reference images (self-supervised training on noisy "
-                     "images; data.val or data.val_pairs would give some)", self.t.step)
+                     "images; data.val or data.val_pairs would give some)", step)
             return
-        self._write({"step": self.t.step, **{f"val_{k}": v for k, v in metrics.items()}, "time": time.time()})
-        log.info("step %d  validation PSNR %.3f dB (noisy %.2f)  SSIM %.4f", self.t.step, metrics["psnr"],
+        self._write({"step": step, **{f"val_{k}": v for k, v in metrics.items()}, "time": time.time()})
+        log.info("step %d  validation PSNR %.3f dB (noisy %.2f)  SSIM %.4f", step, metrics["psnr"],
                  metrics["noisy_psnr"], metrics["ssim"])
         if self.tb:
             for k, v in metrics.items():
-                self.tb.add_scalar(f"val/{k}", v, self.t.step)
+                self.tb.add_scalar(f"val/{k}", v, step)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -193,6 +193,10 @@ class Trainer:
         self._ema_update()
         return loss.item()
 
+    def _preview(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The EMA model's output for a few training patches, on the CPU (the logger's image grid)."""
+        return self.ema_model()(noisy.to(self.device), sigma.to(self.device)).float().cpu()
+
     # ----------------------------------------------------------------- loop
     def fit(self, stop_at: int | None = None) -> Path | None:
         """Train to cfg.optim.steps (or pause at `stop_at`, checkpointed), validating and checkpointing.
@@ -207,7 +211,7 @@ class Trainer:
             sampler=IndexStream(self.step, cfg.data.batch_size, self.rank, self.world),
             num_workers=cfg.data.workers, persistent_workers=cfg.data.workers > 0,
             prefetch_factor=4 if cfg.data.workers else None)
-        logger = RunLogger(self, enabled=self.is_main)
+        logger = RunLogger(self.run_dir, cfg.log, cfg.name, cfg.optim.steps, self.step, enabled=self.is_main)
         last_ckpt_time = time.monotonic()
         it = iter(loader)
         try:
@@ -216,14 +220,14 @@ class Trainer:
                 batch = next(it)
                 loss = self.train_step(batch)
                 self.step += 1
-                logger.step(loss, batch)
+                logger.step(self.step, loss, self.optimizer.param_groups[0]["lr"], batch, self._preview)
                 if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
-                    metrics, samples = validate(self)
+                    metrics, samples = validate(self.ema_model(), self.val_images, cfg.data.val_noise, self.device)
                     improved = metrics["psnr"] > self.best_psnr
                     self.best_psnr = max(self.best_psnr, metrics["psnr"])
                     if not math.isnan(metrics["psnr"]):  # no reference images (self-supervised): nothing measured
                         self.history.append({"step": self.step, **metrics})
-                    logger.validation(metrics, samples)
+                    logger.validation(self.step, metrics, samples)
                     self.save(best=improved)
                     last_ckpt_time = time.monotonic()
                 elif (self.step % cfg.log.ckpt_every == 0

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 
 from imdenoise.denoisers.tiling import run_tiled
-
-if TYPE_CHECKING:
-    from imdenoise.training.trainer import Trainer
-
+from imdenoise.models.base import DenoisingNet
 
 Samples = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 SAMPLE_COUNT, SAMPLE_CROP = 8, 128
 
 
-def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
+ValImage = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]  # clean uint8, or a real (noisy, reference) pair
+
+
+def validate(model: DenoisingNet, images: Sequence[ValImage], val_noise: str,
+             device: torch.device) -> tuple[dict[str, float], Samples]:
     """Mean PSNR/SSIM of the EMA model on the held-out images with seeded noise, or on real noisy
     pairs (data.val_pairs), with the noisy input's PSNR for reference, and
     (noisy, denoised, clean) crops of the first few images for the sample grids."""
     from imdenoise.metrics import psnr_uint8, quantize_8bit, ssim_uint8
     from imdenoise.noise.models import benchmark_rng, parse_noise
 
-    cfg = trainer.cfg
-    if not trainer.val_images:
+    if not images:
         return {"psnr": float("nan"), "ssim": float("nan"), "noisy_psnr": float("nan")}, []
-    model = trainer.ema_model()
-    noise = parse_noise(cfg.data.val_noise)
+    noise = parse_noise(val_noise)
     level = noise.level  # the seeding rule's level (sigma for Gaussian noise)
     psnrs, ssims, noisy_psnrs = [], [], []
     samples: Samples = []
-    for i, item in enumerate(trainer.val_images):
+    for i, item in enumerate(images):
         if isinstance(item, tuple):  # a real noisy/reference pair: no noise is added
             noisy_u8, clean_u8 = item
             clean, noisy = clean_u8.astype(np.float32) / 255.0, noisy_u8.astype(np.float32) / 255.0
@@ -40,11 +39,11 @@ def validate(trainer: "Trainer") -> tuple[dict[str, float], Samples]:
             clean_u8 = item
             clean = clean_u8.astype(np.float32) / 255.0
             noisy = noise(clean, benchmark_rng(level, i))
-        x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()).to(trainer.device)
+        x = torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()).to(device)
         # conditioning level: the nominal sigma, else the measured strength of the added noise
         nominal = None if isinstance(item, tuple) else noise.nominal_sigma
         cond = nominal if nominal is not None else 255.0 * float(np.std(noisy - clean))
-        sigma = torch.full((1,), cond / 255.0, device=trainer.device)
+        sigma = torch.full((1,), cond / 255.0, device=device)
         with torch.inference_mode():
             out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)
         out_u8 = quantize_8bit(out[0].cpu().numpy().transpose(1, 2, 0))
