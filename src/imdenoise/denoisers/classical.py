@@ -171,7 +171,7 @@ class BM3DDenoiser(ClassicalDenoiser):
     name: ClassVar[str] = "bm3d"
     # The bm3d package raises ValueError below its 8x8 block and segfaults at exactly 8x8 (gray and
     # color, any sigma; bm3d 4.0.3). Every size from 9x9 to 20x20, strips 9xN and Nx9 and color were
-    # run in a subprocess without a crash; 16 keeps a margin. tests/test_classical.py checks the
+    # run in a subprocess without a crash; 16 keeps a margin. tests/unit/test_classical.py checks the
     # small sizes in a subprocess, so a regression shows as a failed test, not a dead test run.
     min_side: ClassVar[int] = 16
 

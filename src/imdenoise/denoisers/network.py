@@ -125,7 +125,7 @@ class NetworkDenoiser:
         for (shape, s), idx in groups.items():
             first = prepared[idx[0]][0].color
             if len(idx) == 1 and first.flags.c_contiguous and first.flags.writeable:
-                stack = first[None]  # one image: a view, not a second full-size copy (tests/test_memory.py)
+                stack = first[None]  # one image: a view, not a second full-size copy (tests/integration/test_memory.py)
             else:
                 stack = np.stack([prepared[i][0].color for i in idx])
             if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image

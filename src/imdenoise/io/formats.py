@@ -222,7 +222,7 @@ def write_pillow(fh: BinaryIO, arr: np.ndarray, fmt: str) -> None:
 
 _FLOAT_TYPES = (np.float16, np.float32, np.float64)
 # tifffile turns the tags of a damaged file into whatever they hold (a tuple where a number belongs,
-# a zero size, a huge count): these errors then mean a corrupt file, not a bug (tests/test_hostile_inputs.py)
+# a zero size, a huge count): these errors then mean a corrupt file, not a bug (tests/security/test_hostile_inputs.py)
 _TIFF_ERRORS = (*_DECODE_ERRORS, TypeError, AttributeError, ZeroDivisionError, OverflowError, MemoryError)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import load_script, run_cli
 from PIL import Image
 
 from imdenoise.denoisers.catalog import load
@@ -196,10 +195,7 @@ def test_cli_noise_option_with_pairs(pairs: Path, tmp_path: Path, gray_image: np
 
 
 def _quality():
-    spec = importlib.util.spec_from_file_location("quality", Path(__file__).parents[1] / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)  # type: ignore[union-attr]
-    return quality
+    return load_script("benchmarks/quality.py")  # a test of the benchmark script itself
 
 
 def test_quality_real_table(pairs: Path, tmp_path: Path, capsys) -> None:

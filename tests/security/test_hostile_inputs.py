@@ -32,7 +32,7 @@ from imdenoise.errors import ImageReadError, ImageTooLargeError, ImDenoiseError
 from imdenoise.io.images import read_image
 from imdenoise.models.registry import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 pytestmark = pytest.mark.timeout(120)
 
@@ -549,7 +549,7 @@ def test_argv_with_nul_bytes_gives_a_clear_error(argv: list[str], tmp_path: Path
                                                  capsys: pytest.CaptureFixture) -> None:
     """NUL bytes kept in every kind of argument (paths, options, specs): exit 2 with a one-line
     `error:`/`Error:` message, never a traceback (os calls raise ValueError "embedded null byte").
-    A real argv from execve cannot hold NUL, so tests/test_properties.py's random-argv property
+    A real argv from execve cannot hold NUL, so tests/unit/test_properties.py's random-argv property
     strips them; this test passes them in-process, where a Python caller can."""
     img = tmp_path / "img.png"
     PILImage.fromarray(GRAY[:24, :24]).save(img)

@@ -16,7 +16,7 @@ from imdenoise.errors import ConfigError
 from imdenoise.training.config import load_config
 from imdenoise.training.trainer import Trainer, TrainingDivergedError, lr_factor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

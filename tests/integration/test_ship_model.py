@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -10,19 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import load_script
 
 from imdenoise.models.registry import build_model
 from imdenoise.models.weights import ModelCard, read_card, save_weights
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
 
 
 @pytest.fixture
 def ship(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """ship_model's main() with the repository root and shipped-weights folder moved into tmp_path."""
-    spec = importlib.util.spec_from_file_location("ship_model", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    mod = load_script("scripts/ship_model.py")  # a test of the shipping script itself
     monkeypatch.setattr(mod, "ROOT", tmp_path)
     monkeypatch.setattr(mod, "SHIPPED_DIR", tmp_path / "weights")
 

@@ -1,5 +1,5 @@
 """Golden test: the shipped models' outputs on a fixed seeded 32x40 input are those recorded at bc0e38a
-(before the package was restructured), within 1e-6. Regenerate with `python tests/test_golden.py`."""
+(before the package was restructured), within 1e-6. Regenerate with `python tests/integration/test_golden.py`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def key(name: str, channels: int, sigma: float | None) -> str:
     return f"{name}_c{channels}_s{'blind' if sigma is None else int(sigma)}"
 
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "golden.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden.npz"
 
 
 @pytest.mark.parametrize("name,channels,sigma", CASES, ids=[key(*c) for c in CASES])

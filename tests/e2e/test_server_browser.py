@@ -25,7 +25,7 @@ CHROMIUM = Path(os.environ.get("IMDENOISE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "server.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "server.png"
 
 pytestmark = [
     pytest.mark.browser,
@@ -224,7 +224,7 @@ def _real_photo_crop(tmp_path: Path) -> tuple[Path, np.ndarray | None]:
     from imdenoise.io.images import read_image
     from imdenoise.noise.models import parse_noise
 
-    clean = read_image(Path(__file__).resolve().parents[1] / "src" / "imdenoise" / "assets" / "sample.png").data[:256, :256]
+    clean = read_image(Path(__file__).resolve().parents[2] / "src" / "imdenoise" / "assets" / "sample.png").data[:256, :256]
     clean = np.repeat(clean, 3, axis=-1) if clean.shape[-1] == 1 else clean[..., :3]
     # the reference the photo model learns: the camera's rendering without its sharpening (refsharpen=0)
     spec = "camera:shot=0.001,luma=1.5,chroma=3,quality=95,refsharpen=0"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import load_script, run_cli
 from PIL import Image
 
 from imdenoise.denoisers.catalog import load
@@ -219,11 +219,7 @@ def test_lpips_needs_package(tmp_path: Path) -> None:
 
 
 def test_quality_benchmark_smoke(tmp_path: Path, gray_image: np.ndarray, color_image: np.ndarray, capsys) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("quality", Path(__file__).parents[1] / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)  # type: ignore[union-attr]
+    quality = load_script("benchmarks/quality.py")  # a test of the benchmark script itself
     _write_set(tmp_path / "set12", gray_image, n=1)
     _write_set(tmp_path / "kodak24", color_image, n=1)
     md = tmp_path / "table.md"
