@@ -15,8 +15,8 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma we
 def checked_sigma(sigma: object, who: str = "") -> float:
     """A given noise level as a float on the 0-255 scale; anything else is an error naming the method."""
     prefix = f"{who}: " if who else ""
-    ok = isinstance(sigma, (int, float, np.floating, np.integer)) and not isinstance(sigma, bool)
-    if not (ok and math.isfinite(float(sigma)) and 0 <= float(sigma) <= MAX_SIGMA):
+    if (isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer))
+            or not (math.isfinite(float(sigma)) and 0 <= float(sigma) <= MAX_SIGMA)):
         raise ImDenoiseError(f"{prefix}sigma must be a number from 0 to {MAX_SIGMA:g} (0-255 scale), got {sigma!r}")
     return float(sigma)
 

@@ -38,7 +38,11 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             raise ImageReadError(f"{p}: no such file or directory")
     seen: set[Path] = set()
-    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    unique = []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
     if not unique:
         raise ImageReadError(f"no images found in {', '.join(inputs)}")
     return unique
@@ -120,6 +124,8 @@ def denoise(
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise ImDenoiseError(f"{existing[0]}: output exists{more}; pass --overwrite to replace")
+    from imdenoise.denoisers.network import AutoDenoiser
+
     denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
                     device=device, precision=precision, threads=threads, ensemble=ensemble)
     failures = 0
@@ -131,7 +137,7 @@ def denoise(
                 raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
             size = size_report(frames)  # before the frames' pixels are released
             start = time.perf_counter()
-            if callable(getattr(denoiser, "plan", None)):  # 'default': says which model and level it chose
+            if isinstance(denoiser, AutoDenoiser):  # 'default': says which model and level it chose
                 plans = [denoiser.plan(f.data, sigma) for f in frames]
                 untimed = time.perf_counter()
                 what = plan_report(plans[0])  # may make the coarse estimate for the report: not timed

@@ -6,7 +6,7 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -81,7 +81,7 @@ def serve(
                               f"{', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
     check_port_free(host, port)
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
-    net = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
+    net: dict[str, Any] = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
                limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
     if workers == 1:
         uvicorn.run(create_app(settings), **net)

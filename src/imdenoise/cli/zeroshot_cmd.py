@@ -70,7 +70,7 @@ def zeroshot(
     if clean is not None:
         from imdenoise.metrics import psnr_change
 
-        typer.echo(f"demo: Gaussian noise of degree {cfg.degree:g} (sigma {255 * cfg.degree:.3g} of 255) added "
+        typer.echo(f"demo: Gaussian noise of degree {cfg.degree:g} (sigma {255 * (cfg.degree or 0):.3g} of 255) added "
                    f"and clipped; {psnr_change(clean, noisy, out)[2]}")
     written = write_image(output, out, like=image, dtype=dtype, overwrite=overwrite)
     typer.echo(f"wrote {written}")

@@ -16,7 +16,10 @@ from imdenoise.errors import ImDenoiseError
 class Denoiser(Protocol):
     """Anything that cleans a float32 HxW or HxWxC image; ``sigma`` is on the 0-255 scale or None (blind)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The method's name (as `load` knows it)."""
+        ...
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Return the denoised image with the input's shape and float32 dtype."""

@@ -35,10 +35,11 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
     if backend != "torch":
         raise ImDenoiseError(f"unknown backend {backend!r}; choose 'torch' or 'onnxruntime'")
     if name in SHIPPED_ALIASES:
-        gray, color = SHIPPED_ALIASES[name]
-        if shipped_path(gray) and shipped_path(color):
-            photo = load(PHOTO_MODEL, **options) if name == "default" and shipped_path(PHOTO_MODEL) else None
-            return AutoDenoiser(load(gray, **options), load(color, **options), photo, name=name)
+        gray, color = (shipped_path(n) for n in SHIPPED_ALIASES[name])
+        if gray and color:
+            photo = shipped_path(PHOTO_MODEL) if name == "default" else None
+            return AutoDenoiser(_load_weights(gray, None, opts), _load_weights(color, None, opts),
+                                _load_weights(photo, None, opts) if photo else None, name=name)
     shipped = shipped_path(name)
     if shipped:
         return _load_weights(shipped, None, opts)

@@ -149,7 +149,7 @@ class ModelDenoiser(NetworkDenoiser):
             torch.set_num_threads(self.options.threads)
         self.name = name
         self.card = card
-        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
         from imdenoise.precision import resolve_precision
 
         self.precision = resolve_precision(self.options.precision, self.device)

@@ -197,7 +197,7 @@ def export_onnx(model: DenoisingNet, card: ModelCard, out: str | Path, *, opset:
         raise ExportError(f"{out}: file exists (pass --overwrite to replace it)")
     if opset < 17:
         raise ExportError(f"opset {opset} is too old; use 17 or newer")
-    model = model.eval().float().to(memory_format=torch.contiguous_format)
+    model = model.eval().float().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
         _torch_export(model, raw, opset)
@@ -250,7 +250,7 @@ class OnnxDenoiser(NetworkDenoiser):
         self.card = card
         self.name = card.name if card else self.path.stem
         self.precision = meta.get("imdenoise.precision", "fp32")
-        self.noise_range = tuple(card.noise_range) if card else (0.0, 255.0)
+        self.noise_range = (float(card.noise_range[0]), float(card.noise_range[1])) if card else (0.0, 255.0)
         self.device = torch.device("cpu")
 
     def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:

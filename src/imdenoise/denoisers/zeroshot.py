@@ -190,7 +190,7 @@ def fit(noisy: torch.Tensor, settings: dict[str, Any], *, features: int = 48, se
     even = noisy[:, :, : h // 2 * 2, : w // 2 * 2].contiguous(memory_format=torch.channels_last)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ZeroShotNet(in_channels=c, features=features).to(noisy.device, memory_format=torch.channels_last)
+        model = ZeroShotNet(in_channels=c, features=features).to(noisy.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=settings["learning_rate"])
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=settings["step_size"], gamma=settings["gamma"])

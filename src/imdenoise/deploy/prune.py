@@ -37,7 +37,7 @@ def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, b
         raise ImDenoiseError(f"{train_dir}: refusing to fine-tune on a test set")
     images = load_images(list_images(train_dir)[:limit], model.in_channels)
     data = SyntheticNoiseDataset(images, [noise], patch, seed)
-    model.train().to(memory_format=torch.channels_last)
+    model.train().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for step in range(steps):
@@ -147,5 +147,5 @@ def prune_model(src: str | Path, out: str | Path, keep: float = 0.7, *, steps: i
     speed1 = time_model(model)
     new = pruned_card(card, spec, keep, steps, p1, psnr, sigma,
                       {"eval_dir": str(eval_dir), "eval_limit": eval_limit} if eval_dir else None)
-    path = save_weights(out, model.float().to(memory_format=torch.contiguous_format), new)
+    path = save_weights(out, model.float().to(memory_format=torch.contiguous_format), new)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
     return PruneReport(path, keep, steps, (p0, p1), (speed0, speed1), sigma, psnr)

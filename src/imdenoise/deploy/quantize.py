@@ -213,7 +213,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["st
         got = s8.run(None, onnx_feeds(s8, b["input"], b["sigma"]))[0]
         diffs.append(float(np.abs(got - ref).max()))
         mses.append(float(np.mean((got - ref) ** 2)))
-    psnr = float(10 * np.log10(1.0 / max(np.mean(mses), 1e-12)))
+    psnr = float(10 * np.log10(1.0 / max(float(np.mean(mses)), 1e-12)))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out, data)
     log.info("wrote %s (%s int8; max |int8 - fp32| %.3g, PSNR int8 vs fp32 %.1f dB)", out, method, max(diffs), psnr)

@@ -52,7 +52,7 @@ def read_idx_images(path: str | Path) -> list[np.ndarray]:
             raw = f.read()
     except (OSError, EOFError) as exc:
         hint = missing_data_hint(Path(path)) if not Path(path).exists() else ""
-        raise ConfigError(f"{path}: cannot read IDX file ({exc.strerror or exc}){hint}") from None
+        raise ConfigError(f"{path}: cannot read IDX file ({getattr(exc, 'strerror', None) or exc}){hint}") from None
     if len(raw) < 16 or int.from_bytes(raw[:4], "big") != 2051:
         raise ConfigError(f"{path}: not an IDX3 image file (bad magic number)")
     n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))

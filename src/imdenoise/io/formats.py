@@ -18,11 +18,14 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 import numpy as np
 
 from imdenoise.errors import ImageReadError, ImageTooLargeError, ImageWriteError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ def _corrupt(path: Path, fmt: str, exc: BaseException) -> ImageReadError:
 
 
 @contextmanager
-def _pillow_open(path: Path, fmt: str) -> Iterator["PILImage"]:  # noqa: F821
+def _pillow_open(path: Path, fmt: str) -> Iterator[PILImage.Image]:
     """Open a file with Pillow (header only), our own pixel check replacing Pillow's global one."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
@@ -138,7 +141,7 @@ def _base_mode(mode: str) -> str:
     return "L" if mode.startswith("I") or mode == "F" else mode
 
 
-def _pillow_to_array(path: Path, im: "PILImage") -> np.ndarray:  # noqa: F821
+def _pillow_to_array(path: Path, im: PILImage.Image) -> np.ndarray:
     """Samples of a Pillow image as HxWxC uint8/uint16/float32; palette -> RGB(A), CMYK -> RGB."""
     mode, transparent = im.mode, "transparency" in im.info
     if mode == "1":
@@ -239,7 +242,7 @@ def read_tiff(path: Path, max_pixels: int | None, first_only: bool, max_pages: i
         tif = tifffile.TiffFile(path)
     except (tifffile.TiffFileError, *_TIFF_ERRORS) as exc:
         raise _corrupt(path, "TIFF", exc) from None
-    frames = []
+    frames: list[Any] = []
     with tif:
         try:
             wanted = 2 if first_only else (None if max_pages is None else max_pages + 1)

@@ -171,7 +171,7 @@ def write_image(path: PathLike, data: np.ndarray, *, like: Image | None = None, 
                               f"(supported: {', '.join(fmts.EXTENSIONS)})")
     _check_output(path, overwrite)
     arr, out_dtype = _prepare(path, fmt, data, like, dtype, alpha)
-    writer = {"NPY": fmts.write_npy, "TIFF": fmts.write_tiff}.get(fmt)
+    writer: Callable[[BinaryIO, np.ndarray], None] | None = {"NPY": fmts.write_npy, "TIFF": fmts.write_tiff}.get(fmt)
     if writer is None:
         writer = fmts.write_png16 if out_dtype == "uint16" else (lambda fh, a: fmts.write_pillow(fh, a, fmt))
     _atomic_write(path, lambda fh: writer(fh, arr), overwrite)

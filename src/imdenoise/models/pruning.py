@@ -3,6 +3,8 @@ network from the widths a card records (`pruned`: module name -> kept channels).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -24,15 +26,17 @@ def prunable_blocks(model: nn.Module) -> dict[str, nn.Sequential]:
 
 def _shrink(body: nn.Sequential, idx: torch.Tensor) -> None:
     """Keep output channels `idx` of body[0] (and body[1] if a BatchNorm) and input channels of body[3]."""
-    c1, c2 = body[0], body[3]
-    new1 = nn.Conv2d(c1.in_channels, len(idx), c1.kernel_size, c1.stride, c1.padding, bias=c1.bias is not None)
-    new2 = nn.Conv2d(len(idx), c2.out_channels, c2.kernel_size, c2.stride, c2.padding, bias=c2.bias is not None)
+    c1, c2 = cast(nn.Conv2d, body[0]), cast(nn.Conv2d, body[3])
+    new1 = nn.Conv2d(c1.in_channels, len(idx), c1.kernel_size, c1.stride, c1.padding,  # type: ignore[arg-type]
+                     bias=c1.bias is not None)
+    new2 = nn.Conv2d(len(idx), c2.out_channels, c2.kernel_size, c2.stride, c2.padding,  # type: ignore[arg-type]
+                     bias=c2.bias is not None)
     with torch.no_grad():
         new1.weight.copy_(c1.weight[idx])
-        if c1.bias is not None:
+        if c1.bias is not None and new1.bias is not None:
             new1.bias.copy_(c1.bias[idx])
         new2.weight.copy_(c2.weight[:, idx])
-        if c2.bias is not None:
+        if c2.bias is not None and new2.bias is not None:
             new2.bias.copy_(c2.bias)
     body[0], body[3] = new1, new2
     if isinstance(body[1], nn.BatchNorm2d):
@@ -56,9 +60,9 @@ def prune_channels(model: DenoisingNet, keep: float) -> dict[str, int]:
                              "pruning supports the U-Net family")
     spec = {}
     for name, body in blocks.items():
-        c = body[0].out_channels
-        k = max(1, int(round(keep * c)))
-        norms = body[0].weight.detach().abs().sum(dim=(1, 2, 3))
+        conv = cast(nn.Conv2d, body[0])
+        k = max(1, int(round(keep * conv.out_channels)))
+        norms = conv.weight.detach().abs().sum(dim=(1, 2, 3))
         idx = torch.sort(torch.topk(norms, k).indices).values
         _shrink(body, idx)
         spec[name] = k

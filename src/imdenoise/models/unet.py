@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +93,7 @@ class Refiner(nn.Module):
         self.tail = conv3x3(width, cout)
         with torch.no_grad():
             self.tail.weight.zero_()
+            assert self.tail.bias is not None
             self.tail.bias.zero_()
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,8 @@ class UNet(DenoisingNet):
         h = self.bottleneck(h)
         if self.attention is not None:
             f = x.shape[-1] // h.shape[-1]
-            h = self.attention(h, 1.0 - F.avg_pool2d(mask, f) if f > 1 else 1.0 - mask)
+            m = cast(torch.Tensor, mask)  # set above for a mask-input net, the only kind with attention
+            h = self.attention(h, 1.0 - F.avg_pool2d(m, f) if f > 1 else 1.0 - m)
         for up, dec, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
             h = up(h)
             if cfg.skip == "add":
@@ -172,7 +174,7 @@ class UNet(DenoisingNet):
         if cfg.pixel_unshuffle > 1:
             h = F.pixel_shuffle(h, cfg.pixel_unshuffle)
         if self.refine is not None:
-            parts = [x, h, _level_map(sigma, x)] if cfg.noise_map else [x, h]
+            parts = [x, h, _level_map(cast(torch.Tensor, sigma), x)] if cfg.noise_map else [x, h]
             h = h + self.refine(torch.cat(parts, dim=1))
         if cfg.residual:
             return x - h

@@ -21,6 +21,8 @@ Two things break the plain estimate on real files, and are handled here:
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from imdenoise.arrays import all_finite
@@ -105,7 +107,9 @@ def _estimate(channel: np.ndarray, mean: float, patch: int, region: int, keep: f
     chosen = enough
     if len(enough) > 1:
         chosen = [enough[i] for i in np.argsort(variances)[: max(1, int(round(keep * len(enough))))]]
-    count, total, outer = 0, 0.0, 0.0
+    count: int = 0
+    total: Any = 0.0  # then the (patch,) and (patch, patch) sums of the chosen regions
+    outer: Any = 0.0
     for i in chosen:
         n, t, o = _patch_moments(channel[boxes[i]], patch, mean, exclude)
         count, total, outer = count + n, total + t, outer + o
@@ -139,7 +143,7 @@ class NoiseEstimate:
     makes the image photo-like, so routing a typical photo costs one estimate, not two."""
 
     def __init__(self, image: np.ndarray, sigma: float | None = None, sigma_coarse: float | None = None) -> None:
-        self._image = image
+        self._image: np.ndarray | None = image
         self.sigma = estimate_sigma(image) if sigma is None else float(sigma)  # pixel scale: the AWGN level
         self._coarse = sigma_coarse
 
@@ -147,7 +151,7 @@ class NoiseEstimate:
     def sigma_coarse(self) -> float:
         """The estimate on every second pixel: closer to the level of correlated noise."""
         if self._coarse is None:
-            self._coarse = estimate_sigma(self._image, stride=2)
+            self._coarse = estimate_sigma(cast(np.ndarray, self._image), stride=2)
         return self._coarse
 
     def release(self) -> None:

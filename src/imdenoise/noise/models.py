@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, fields, replace
-from typing import ClassVar, Union
+from typing import Callable, ClassVar, Union
 
 import numpy as np
 
@@ -78,8 +78,8 @@ class NoiseModel:
         noisy = self._apply(clean, rng, **values).astype(np.float32, copy=False)
         return noisy, self._level(clean, noisy, values)
 
-    def _apply(self, clean: np.ndarray, rng: np.random.Generator, **values: float) -> np.ndarray:
-        raise NotImplementedError
+    # each kind's _apply(clean, rng, **its fields as drawn) -> the noisy image
+    _apply: ClassVar[Callable[..., np.ndarray]]
 
     def sample_pair(self, clean: np.ndarray, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, float | None]:

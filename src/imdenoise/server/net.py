@@ -51,7 +51,7 @@ class GuardedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
     a connection that has not sent a complete request head within `timeout_keep_alive` seconds is
     closed (uvicorn's own keep-alive timer covers the idle time between later requests)."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._opened = time.monotonic()
         limit = self.config.limit_concurrency

@@ -84,7 +84,7 @@ class CurriculumSection(_Strict):
     """A difficulty that grows with the step: the noise ranges and/or the masked mode's mask ratio."""
 
     apply_to: list[Literal["noise", "mask_ratio"]] = Field(
-        default_factory=lambda: ["noise"], min_length=1,
+        default_factory=lambda: ["noise"], min_length=1,  # type: ignore[arg-type]
         description="noise: range parameters ('a-b') span the weakest share f of their range; "
                     "mask_ratio: the masked mode's ratio range scaled by f")
     start: float = Field(0.2, ge=0, le=1, description="f at step 0")
@@ -248,9 +248,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if path is None:
             raise ConfigError("no config given")
         p = Path(path)
-        raw = parse_config_file(p) or {}
-        if not isinstance(raw, dict):
+        parsed = parse_config_file(p) or {}
+        if not isinstance(parsed, dict):
             raise ConfigError(f"{p}: a config must be a mapping of sections")
+        raw = parsed
         raw = resolve_paths(raw, p.resolve().parent if paths_from_file else Path.cwd())
     raw = resolve_paths(apply_overrides(raw, overrides or []), Path.cwd())
     try:

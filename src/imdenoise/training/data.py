@@ -95,7 +95,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Dataset, list]:
         noisy_paths, clean_paths = real_pairs(d.val_pairs)
         step = max(1, len(clean_paths) // d.val_limit)  # spread over the set: its scenes come in runs
         picked = list(range(0, len(clean_paths), step))[: d.val_limit]
-        val = list(zip(load_images([noisy_paths[i] for i in picked], d.channels),
+        val = list(zip(load_images([noisy_paths[i] for i in picked], d.channels),  # type: ignore[arg-type]
                        load_images([clean_paths[i] for i in picked], d.channels)))
     log.info("training on %s, validating on %d images", type(dataset).__name__, len(val))
     return dataset, val

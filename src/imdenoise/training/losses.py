@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +75,10 @@ class PerceptualLoss(torch.nn.Module):
                               f"{weights!r}. imdenoise never downloads weights.")
         from safetensors.torch import load_file
 
-        layers, cin = [], 3
+        layers: list[torch.nn.Module] = []
+        cin = 3
         for cout in (64, 64, "M", 128, 128, "M", 256, 256, 256):
-            if cout == "M":
+            if not isinstance(cout, int):
                 layers.append(torch.nn.MaxPool2d(2))
             else:
                 layers += [torch.nn.Conv2d(cin, cout, 3, padding=1), torch.nn.ReLU(inplace=True)]
@@ -121,6 +122,6 @@ def parse_loss(spec: str, vgg_weights: str | Path | None = None) -> Callable[...
             raise ConfigError(f"unknown loss {name!r} in {spec!r}; choose from {sorted(LOSSES) + ['vgg']}")
 
     def total(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return sum(w * fn(pred, target, mask) for w, fn in terms)
+        return cast(torch.Tensor, sum(w * fn(pred, target, mask) for w, fn in terms))
 
     return total

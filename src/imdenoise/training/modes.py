@@ -71,7 +71,8 @@ def make_step_inputs(cfg: TrainConfig, batch: dict[str, torch.Tensor], gen: torc
         ratios = lo + torch.rand(noisy.shape[0], generator=gen) * (hi - lo)
         mask = random_mask(noisy.shape, ratios, gen).to(noisy.device)
         s = cfg.selfsup
-        terms = [(w, m) for w, m in ((s.unmasked_weight, 1.0 - mask), (s.masked_weight, mask)) if w > 0]
+        terms: list[tuple[float, torch.Tensor | None]] = [
+            (w, m) for w, m in ((s.unmasked_weight, 1.0 - mask), (s.masked_weight, mask)) if w > 0]
         return StepInputs(noisy * (1.0 - mask), target, terms, mask)
     mask = random_mask(noisy.shape, cfg.selfsup.blind_spot_ratio, gen).to(noisy.device)
     return StepInputs(blind_spot_input(noisy, mask, gen), noisy, [(1.0, mask)])

@@ -7,13 +7,14 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
 
 from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
+from imdenoise.models.base import DenoisingNet
 from imdenoise.models.registry import build_model, get_architecture
 from imdenoise.paths import portable
 from imdenoise.precision import autocast
@@ -79,7 +80,7 @@ class Trainer:
             if added and self.is_main:
                 log.info("grew %s by %d branches that start as no-ops (residual blocks, refinement): %s",
                          cfg.model.init_weights, len(added), ", ".join(added))
-        self.model.to(self.device, memory_format=torch.channels_last)
+        self.model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
         self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.optim.ema else None
         opt_cls = torch.optim.AdamW if cfg.optim.optimizer == "adamw" else torch.optim.Adam
         wd = cfg.optim.weight_decay if cfg.optim.optimizer == "adamw" else 0.0
@@ -100,7 +101,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if resume:
             self._resume()
-        self.net = self.model
+        self.net: Any = self.model  # what a step runs: the model, wrapped for data parallelism or compiled
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         if cfg.optim.compile:
@@ -178,7 +179,7 @@ class Trainer:
         extra = {"mask": step.net_mask} if step.net_mask is not None and self.model.mask_aware else {}
         with autocast(self.precision, self.device):
             out = self.net(inp, batch["sigma"], **extra).float()
-        loss = sum(w * self.loss_fn(out, step.target, m) for w, m in step.loss_terms)
+        loss = cast(torch.Tensor, sum(w * self.loss_fn(out, step.target, m) for w, m in step.loss_terms))
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}: training diverged "
                                         f"(lower optim.lr or enable optim.grad_clip); last good checkpoint kept")
@@ -264,9 +265,9 @@ class Trainer:
         if len(set(digests)) != 1:
             raise ImDenoiseError(f"data-parallel ranks diverged: parameter digests {digests}")
         if self.is_main:
-            log.info("parameters identical on all %d ranks (sha256 %s)", self.world, digests[0][:16])
+            log.info("parameters identical on all %d ranks (sha256 %s)", self.world, str(digests[0])[:16])
 
-    def ema_model(self) -> torch.nn.Module:
+    def ema_model(self) -> DenoisingNet:
         """A copy of the model carrying the EMA weights (or the raw weights without EMA)."""
         import copy
 
@@ -283,7 +284,7 @@ class Trainer:
                                  path or self.run_dir / f"{self.cfg.name}.safetensors")
 
 
-def write_run_weights(cfg: TrainConfig, model: torch.nn.Module, step: int, history: list[dict[str, Any]],
+def write_run_weights(cfg: TrainConfig, model: DenoisingNet, step: int, history: list[dict[str, Any]],
                       path: Path) -> Path:
     """Save a run's model with a card naming its architecture, data, steps and last validation."""
     from imdenoise.models.weights import ModelCard, save_weights
@@ -378,7 +379,8 @@ def run_files(run_dir: Path) -> list[Path]:
         raise ConfigError(f"{run_dir}: not a run folder (no config.yaml); refusing to delete anything in it")
     name = load_config(run_dir / "config.yaml").name
     exported = (f"{name}.safetensors", f"{name}-step*.safetensors", f".{name}*.safetensors.*.tmp")
-    own, foreign = [], []
+    own: list[Path] = []
+    foreign: list[Path] = []
     for entry in sorted(run_dir.iterdir()):
         if entry.is_dir() and not entry.is_symlink() and entry.name in RUN_FOLDERS:
             for sub in sorted(entry.iterdir()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence, Union
 
 import numpy as np
@@ -12,6 +13,10 @@ from imdenoise.models.base import DenoisingNet
 
 Samples = list[tuple[np.ndarray, np.ndarray, np.ndarray]]
 SAMPLE_COUNT, SAMPLE_CROP = 8, 128
+
+
+def _forward(model: DenoisingNet, t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return model(t, sigma)
 
 
 ValImage = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]  # clean uint8, or a real (noisy, reference) pair
@@ -45,7 +50,7 @@ def validate(model: DenoisingNet, images: Sequence[ValImage], val_noise: str,
         cond = nominal if nominal is not None else 255.0 * float(np.std(noisy - clean))
         sigma = torch.full((1,), cond / 255.0, device=device)
         with torch.inference_mode():
-            out = run_tiled(lambda t, s=sigma: model(t, s), x, model.size_multiple, tile=512)
+            out = run_tiled(functools.partial(_forward, model, sigma=sigma), x, model.size_multiple, tile=512)
         out_u8 = quantize_8bit(out[0].cpu().numpy().transpose(1, 2, 0))
         noisy_u8 = quantize_8bit(noisy)
         psnrs.append(psnr_uint8(clean_u8, out_u8))
