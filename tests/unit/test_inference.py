@@ -135,3 +135,8 @@ def test_integer_arrays_are_refused_and_read_images_accepted(tiny: ModelDenoiser
     assert out.shape == (16, 16, 1) and out.dtype == np.float32
     auto = AutoDenoiser(tiny, tiny)
     assert auto.denoise(read_image(tmp_path / "a.png"), sigma=25).shape == (16, 16, 1)
+
+
+def test_load_refuses_unknown_options() -> None:
+    with pytest.raises(ImDenoiseError, match="unknown option tiles; choose from device"):
+        load("median", tiles=256)

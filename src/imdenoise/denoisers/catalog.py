@@ -25,8 +25,13 @@ def available_methods() -> list[str]:
 
 
 def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "torch", **options: Any) -> Denoiser:
-    """A Denoiser by shipped name ('default', 'gray', ...), weights path, classical name or 'zeroshot'."""
-    opts = InferenceOptions(**{k: v for k, v in options.items() if k in InferenceOptions.__dataclass_fields__})
+    """A Denoiser by shipped name ('default', 'gray', ...), weights path, classical name or 'zeroshot';
+    `options` are InferenceOptions fields (an unknown one is an error, not silently dropped)."""
+    unknown = sorted(set(options) - set(InferenceOptions.__dataclass_fields__))
+    if unknown:
+        raise ImDenoiseError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                             f"choose from {', '.join(InferenceOptions.__dataclass_fields__)}")
+    opts = InferenceOptions(**options)
     name = str(name_or_path)
     if backend == "onnxruntime":
         from imdenoise.denoisers.onnx import load_onnx
