@@ -331,7 +331,7 @@ def _job_peak(method: str, side: int, channels: int) -> tuple[float, float]:
 def server_bpp(methods: list[str], sides: tuple[int, int]) -> None:
     """Peak memory of one server job (decode, blind denoise, encode) above the process with its method
     loaded, on noisy gray and colour PNGs of two sizes, each run in a fresh process: the fixed part A
-    and the slope B (bytes per pixel) through the two points, and the (A, B) row for server_jobs."""
+    and the slope B (bytes per pixel) through the two points, and the (A, B) row for server.jobs."""
     small, large = sides
     p1, p2 = small * small, large * large
     print(f"| method | gray A (MB) | gray B (B/px) | colour A (MB) | colour B (B/px) | seconds ({small}^2, {large}^2 "

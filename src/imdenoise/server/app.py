@@ -184,7 +184,7 @@ async def _read_upload(image: UploadFile, settings: ServerSettings) -> tuple[Any
 
 async def _run(request: Request, job: Any, limit: int, what: str) -> JobResult:
     """Run a job in the request's slot; library errors become 413 (pixels, `limit` for `what`),
-    422 (method) or 400 (image); server faults are already 500/507 (`server_jobs.server_faults`)."""
+    422 (method) or 400 (image); server faults are already 500/507 (`jobs.server_faults`)."""
     ticket: Ticket | None = request.scope.get(TICKET)
     try:
         return await request.app.state.runner.run(job, ticket)
