@@ -81,7 +81,7 @@ def test_same_architecture_is_a_plain_load() -> None:
 
 def test_growth_refuses_what_it_cannot_preserve() -> None:
     source = _trained_like(blocks_per_level=2)
-    with pytest.raises(ConfigError, match="larger than this architecture.s.*add residual blocks or a refinement branch, widen"):
+    with pytest.raises(ConfigError, match="larger than this architecture.s.*add residual blocks, widen"):
         load_grown(build_model("unet", in_channels=1, widths=(8, 16, 16)), source)
     with pytest.raises(ConfigError, match="no place in this architecture"):
         load_grown(build_model("unet", in_channels=1, **SMALL, blocks_per_level=1), source)
@@ -118,35 +118,10 @@ def test_training_can_start_from_a_shallower_model(tmp_path: Path) -> None:
         torch.testing.assert_close(trainer.model.eval()(x, sigma), source(x, sigma), atol=1e-5, rtol=1e-4)  # channels-last sums
 
 
-def test_refinement_branch_grows_from_a_trained_net_and_learns() -> None:
-    """A full-resolution refinement branch added to a pixel-unshuffled U-Net starts as a no-op, then learns."""
-    source = _trained_like(pixel_unshuffle=2, noise_map=True)
-    grown = build_model("unet", in_channels=1, **SMALL, pixel_unshuffle=2, noise_map=True,
-                        refine_width=8, refine_blocks=2).eval()
-    assert load_grown(grown, source) == ["refine"]
-    x, sigma = torch.rand(2, 1, 32, 48), torch.tensor([0.1, 0.2])
-    with torch.no_grad():
-        torch.testing.assert_close(grown(x, sigma), source(x, sigma), atol=1e-6, rtol=1e-5)
-    assert grown.refine.tail.weight.abs().sum() == 0 and grown.refine.head.weight.abs().sum() > 0
-    # its inner residual blocks keep their random last convs: only the branch's output conv is zero
-    assert grown.refine.body[1].body[3].weight.abs().sum() > 0
-    grown.train()
-    (grown(x, sigma) - x * 0.5).square().mean().backward()
-    assert grown.refine.tail.weight.grad.abs().sum() > 0
-    # the full model feeds the branch the image, the U-Net's output and the noise-level map (channel 2):
-    # once trained, silencing the map's weights changes the denoised output
-    with torch.no_grad():
-        grown.eval().refine.tail.weight.normal_(0, 0.1)
-        assert grown.refine.head.in_channels == 3
-        with_map = grown(x, sigma)
-        grown.refine.head.weight[:, 2] = 0
-        without_map = grown(x, sigma)
-    assert not torch.allclose(with_map, without_map, atol=1e-5)
-
-
-def test_refinement_branch_needs_pixel_unshuffle() -> None:
-    with pytest.raises(ValidationError, match="refine_width .*needs pixel_unshuffle > 1"):
-        build_model("unet", **SMALL, pixel_unshuffle=1, refine_width=8)
+def test_configs_from_before_the_refinement_branch_was_removed_still_build() -> None:
+    assert build_model("unet", **SMALL, pixel_unshuffle=2, refine_width=0, refine_blocks=1) is not None
+    with pytest.raises(ValidationError, match="refine_width"):
+        build_model("unet", **SMALL, pixel_unshuffle=2, refine_width=8)
 
 
 def test_a_noise_conditioned_net_goes_blind_as_itself_at_sigma_zero() -> None:

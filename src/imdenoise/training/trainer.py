@@ -78,7 +78,7 @@ class Trainer:
             src, _ = load_model(shipped if "/" not in init and shipped.is_file() else init)
             added = load_grown(self.model, src, cfg.model.init_weights)
             if added and self.is_main:
-                log.info("grew %s by %d branches that start as no-ops (residual blocks, refinement): %s",
+                log.info("grew %s by %d branches that start as no-ops (residual blocks): %s",
                          cfg.model.init_weights, len(added), ", ".join(added))
         self.model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
         self.ema = [p.detach().clone() for p in self.model.parameters()] if cfg.optim.ema else None
