@@ -21,9 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/imdenoise demo --output demo-output
 
-## Static checks (ruff: pyflakes, pycodestyle, bugbear, import order; config in pyproject.toml).
+## Static checks (config in pyproject.toml): ruff (pyflakes, pycodestyle, bugbear, import order), the layer
+## contracts of import-linter (nothing imports upward), and mypy on src/.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 ## The fast test suite (what CI runs): lint, then everything but tests marked slow.
 test: $(STAMP) browser lint

@@ -256,7 +256,7 @@ def server_burst(clients: int, mib: int, method: str = "gaussian") -> None:
 CARD_SCRIPT = """
 import json, resource, sys, time, torch
 from safetensors.torch import save_file
-from imdenoise.weights_io import load_model, CARD_KEY
+from imdenoise.models.weights import load_model, CARD_KEY
 width, path = int(sys.argv[1]), sys.argv[2]
 card = {"name": "x", "architecture": "unet", "in_channels": 1, "config": {"widths": [width], "blocks_per_level": 1}}
 save_file({"x": torch.zeros(1)}, path, metadata={CARD_KEY: json.dumps(card)})
@@ -289,7 +289,7 @@ BPP_SCRIPT = """
 import sys, time, io, numpy as np
 from pathlib import Path
 from PIL import Image
-from imdenoise.server_jobs import ImageJob, ModelCache, ServerSettings, plan_sigma
+from imdenoise.server.jobs import ImageJob, ModelCache, ServerSettings, plan_sigma
 method, side, channels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def status(field):
     for line in open('/proc/self/status'):
@@ -331,7 +331,7 @@ def _job_peak(method: str, side: int, channels: int) -> tuple[float, float]:
 def server_bpp(methods: list[str], sides: tuple[int, int]) -> None:
     """Peak memory of one server job (decode, blind denoise, encode) above the process with its method
     loaded, on noisy gray and colour PNGs of two sizes, each run in a fresh process: the fixed part A
-    and the slope B (bytes per pixel) through the two points, and the (A, B) row for server_jobs."""
+    and the slope B (bytes per pixel) through the two points, and the (A, B) row for server.jobs."""
     small, large = sides
     p1, p2 = small * small, large * large
     print(f"| method | gray A (MB) | gray B (B/px) | colour A (MB) | colour B (B/px) | seconds ({small}^2, {large}^2 "
@@ -392,7 +392,7 @@ def main() -> None:
         server_burst(args.clients, args.mib, args.method)
     elif args.what == "server-bpp":
         sys.path.insert(0, _env()["PYTHONPATH"])
-        from imdenoise.server_jobs import JOB_MEMORY
+        from imdenoise.server.jobs import JOB_MEMORY
 
         small, large = (int(x) for x in args.sides.split(","))
         server_bpp(args.methods.split(",") if args.methods else list(JOB_MEMORY), (small, large))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +18,9 @@ RATIOS = (0.3, 0.6, 0.85)
 
 
 def main() -> None:
-    from imdenoise.io import read_image
-    from imdenoise.metrics import psnr_uint8
-    from imdenoise.weights_io import load_model
+    from imdenoise.io.images import read_image
+    from imdenoise.metrics import psnr_uint8, quantize_8bit
+    from imdenoise.models.weights import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+", type=Path)
@@ -35,7 +34,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     noisy = clean + args.sigma / 255 * torch.randn(clean.shape, generator=gen)
     masks = [(torch.rand(1, 1, *clean.shape[2:], generator=gen) < r).float() for r in RATIOS]
-    u8 = lambda t: np.round(np.clip(t[0].numpy().transpose(1, 2, 0), 0, 1) * 255).astype(np.uint8)  # noqa: E731
+    u8 = lambda t: quantize_8bit(t[0].numpy().transpose(1, 2, 0))  # noqa: E731
     print(f"{args.image.name} {args.crop}x{args.crop}, Gaussian sigma {args.sigma:g}: noisy input "
           f"{psnr_uint8(u8(clean), u8(noisy)):.2f} dB\n")
     print("| weights | full input (test) | " + " | ".join(f"{int(r * 100)}% masked" for r in RATIOS) + " |")

@@ -18,7 +18,7 @@ at sigma 25.
 
 Every training and evaluation is a subprocess running the project's own CLI (`imdenoise train`,
 `imdenoise eval`), with OMP_NUM_THREADS and torch threads set to --threads; the commands are
-printed as they run. The noisy input's PSNR is computed with `imdenoise.evaluate`'s own protocol
+printed as they run. The noisy input's PSNR is computed with `imdenoise.evaluation.evaluate`'s own protocol
 (make_noisy, quantize, psnr_uint8). Prints the markdown tables at the end (and the CPU seconds of
 each step). `--skip-train` reuses a run's finished weights when they exist.
 """
@@ -78,7 +78,7 @@ def make_noisy_folder(src: Path = DATASETS / "train" / "train400", dst: Path = N
     from typer.testing import CliRunner
 
     from imdenoise.cli.main import app
-    from imdenoise.data import list_images
+    from imdenoise.io.datasets import list_images
 
     dst.mkdir(parents=True, exist_ok=True)
     files = list_images(src)
@@ -99,7 +99,7 @@ def make_noisy_folder(src: Path = DATASETS / "train" / "train400", dst: Path = N
 
 
 def weights_of(config: Path, output_dir: str | None) -> Path:
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
 
     cfg = load_config(config, [f"output_dir={output_dir}"] if output_dir else [])
     return ROOT / cfg.output_dir / f"{cfg.name}.safetensors"
@@ -147,8 +147,9 @@ def evaluate(weights: list[Path], dataset: Path, noise: str, limit: int | None, 
 
 def noisy_psnr(dataset: Path, noise: str, limit: int | None) -> dict[str, float]:
     """Mean PSNR of the protocol's noisy input (clipped and quantized like an output), per noise label."""
-    from imdenoise.evaluate import load_dataset, make_noisy, noise_label, parse_levels, quantize
+    from imdenoise.evaluation.evaluate import load_dataset, make_noisy, noise_label, parse_levels
     from imdenoise.metrics import psnr_uint8
+    from imdenoise.metrics import quantize_8bit as quantize
 
     ds = load_dataset(dataset, limit=limit)
     out = {}

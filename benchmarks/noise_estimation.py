@@ -3,7 +3,7 @@
 Usage: python benchmarks/noise_estimation.py [--datasets DIR] [--sigmas 5,10,15,25,35,50] [--plain] [--clipped]
        python benchmarks/noise_estimation.py --routing [--sigmas 15,25,50]
 Prints a markdown table: mean and max absolute error (and mean signed error, the bias) of
-``imdenoise.noise.estimate_sigma`` on every image of each set, noise from ``benchmark_noisy``.
+``imdenoise.noise.models.estimate_sigma`` on every image of each set, noise from ``benchmark_noisy``.
 ``--plain``: the unmodified Chen et al. estimator (one region: all patches of the image).
 ``--clipped``: the noisy image as an 8-bit file holds it (clipped to 0-255 and rounded).
 ``--routing``: what `default` decides blind (``estimate_noise``): the stride-2 / stride-1 ratio and
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from imdenoise.noise import benchmark_noisy, estimate_sigma
-from imdenoise.noise_estimation import estimate_sigma_channel
+from imdenoise.noise.estimation import estimate_sigma_channel
+from imdenoise.noise.models import benchmark_noisy, estimate_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SIGMAS = "5,10,15,25,35,50"
@@ -28,7 +28,7 @@ DEFAULT_SIGMAS = "5,10,15,25,35,50"
 
 def routing(datasets: Path, sigmas: list[float]) -> None:
     """Ratio of the stride-2 to the stride-1 estimate and photo-like counts, per set and level."""
-    from imdenoise.noise_estimation import CORRELATION_RATIO, FAINT, estimate_noise
+    from imdenoise.noise.estimation import CORRELATION_RATIO, FAINT, estimate_noise
 
     print(f"photo-like: stride-2 / stride-1 ratio > {CORRELATION_RATIO} or stride-1 estimate < {FAINT}\n")
     print("| set | noise | images | ratio median | ratio max | stride-1 min | photo-like |")

@@ -3,7 +3,7 @@
     python benchmarks/quality.py --methods default --blind-too --ensemble-too 8 --readme README.md   # the README table
     python benchmarks/quality.py --methods bm3d --limit 2 --sets set12 --repeats 1
 
-Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluate` (true sigma given, 2 torch
+Measured rows follow ../shared/BENCHMARK.md through `imdenoise.evaluation.evaluate` (true sigma given, 2 torch
 threads by default, --threads; with --blind-too also a row per model with sigma estimated from the image, with --ensemble-too N
 one with N flipped/rotated passes averaged); published rows
 are the papers' figures copied from BENCHMARK.md and labelled as such. Seconds per 512x512 image:
@@ -14,7 +14,7 @@ Prints markdown; --output FILE also writes it, --json FILE the measured numbers,
 replaces the table between the `<!-- quality-table -->` markers of that file.
 
 Real noise (--real-dataset FOLDER of noisy/reference pairs, e.g. ../shared/datasets/real/polyu-canon;
-evaluation only, never trained on): a second table, through the same `imdenoise.evaluate` (the noisy
+evaluation only, never trained on): a second table, through the same `imdenoise.evaluation.evaluate` (the noisy
 photo is the input, no synthetic noise). Rows: the noisy photo itself, each of --real-methods blind,
 each of --real-fixed at every --real-sigmas level (the best marked), optionally BM3D at that best level
 (--real-bm3d-best), the FFDNet figure quoted in issue 23 (not run here) and, with --time-only dncnn
@@ -65,8 +65,9 @@ REAL_REPORTED = [("FFDNet, sigma 10", 38.78, 10.0, "reported in issue 23, offici
 
 def default_methods() -> list[str]:
     """Shipped models ('default' when both halves exist, else each shipped file), plus bm3d if installed."""
-    from imdenoise.classical import CLASSICAL_METHODS
-    from imdenoise.inference import SHIPPED_ALIASES, available_methods
+    from imdenoise.denoisers.catalog import available_methods
+    from imdenoise.denoisers.classical import CLASSICAL_METHODS
+    from imdenoise.models.weights import SHIPPED_ALIASES
 
     names = [m for m in available_methods() if m not in CLASSICAL_METHODS and m != "zeroshot"]
     halves = {h for alias, pair in SHIPPED_ALIASES.items() if alias in names for h in pair}
@@ -83,7 +84,14 @@ def default_methods() -> list[str]:
 def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], limit: int | None,
                     blind: bool = False, threads: int = 2) -> dict[float, float] | None:
     """Mean PSNR per sigma of one method on one set, or None when the method cannot run on it."""
-    from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, load_dataset, parse_levels, summarize
+    from imdenoise.evaluation.evaluate import (
+        EvalSettings,
+        EvaluationError,
+        evaluate,
+        load_dataset,
+        parse_levels,
+        summarize,
+    )
 
     ds = load_dataset(ds_dir, limit=limit)
     levels = parse_levels("gaussian:" + ",".join(f"{s:g}" for s in sigmas))
@@ -98,7 +106,7 @@ def measure_quality(method: str, denoiser, ds_dir: Path, sigmas: list[float], li
 
 def image_512(ds_dir: Path, channels: int) -> np.ndarray:
     """A 512x512 test image (the set's first image, reflect-padded or cropped), float32 in [0, 1]."""
-    from imdenoise.evaluate import load_dataset
+    from imdenoise.evaluation.evaluate import load_dataset
 
     img = load_dataset(ds_dir, channels=channels, limit=1).images[0].astype(np.float32) / 255
     h, w = img.shape[:2]
@@ -108,7 +116,7 @@ def image_512(ds_dir: Path, channels: int) -> np.ndarray:
 
 def seconds_512(denoiser, clean: np.ndarray, repeats: int) -> float | None:
     """Median seconds of the denoiser call on a 512x512 image at sigma 25, after one warm-up."""
-    from imdenoise.noise import benchmark_noisy
+    from imdenoise.noise.models import benchmark_noisy
 
     noisy = benchmark_noisy(clean, 25.0, 0)
     try:
@@ -129,12 +137,12 @@ def timing_denoiser(name: str, channels: int):
     if name == "dncnn":
         import torch
 
-        from imdenoise.inference import InferenceOptions, ModelDenoiser
+        from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
         from imdenoise.models.registry import build_model
 
         torch.manual_seed(0)
         return ModelDenoiser(build_model("dncnn", in_channels=channels), "dncnn", None, InferenceOptions(device="cpu"))
-    from imdenoise.inference import load
+    from imdenoise.denoisers.catalog import load
 
     return load(name)
 
@@ -231,7 +239,7 @@ def table(measured: dict, sets: list[str], sigmas: list[float], limit: int | Non
 
 def measure_real(label: str, denoiser, ds, sigma: float | None, threads: int = 2) -> dict | None:
     """One row of the real-noise table: `denoiser` on the pairs of `ds`, blind (sigma None) or at `sigma`."""
-    from imdenoise.evaluate import EvalSettings, EvaluationError, evaluate, summarize
+    from imdenoise.evaluation.evaluate import EvalSettings, EvaluationError, evaluate, summarize
 
     try:
         records = evaluate({label: denoiser}, [ds], [], EvalSettings(fixed_sigma=sigma, threads=threads))
@@ -258,8 +266,8 @@ def measure_real_table(ds_dir: Path, blind: list[str], fixed: list[str], sigmas:
                        bm3d_best: bool = False, dncnn_seconds: float | None = None, time_dncnn: bool = False,
                        repeats: int = 3, threads: int = 2) -> dict:
     """The rows of the real-noise table (see the module doc) and the best fixed sigma of each --real-fixed method."""
-    from imdenoise.evaluate import EvaluationError, load_dataset
-    from imdenoise.inference import load
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.evaluation.evaluate import EvaluationError, load_dataset
 
     ds = load_dataset(ds_dir, limit=limit)
     if not ds.real:
@@ -385,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.denoisers.network import AutoDenoiser, ModelDenoiser
     from imdenoise.errors import ImDenoiseError
-    from imdenoise.inference import AutoDenoiser, ModelDenoiser, load
 
     if args.threads < 1:
         print("error: --threads must be at least 1", file=sys.stderr)

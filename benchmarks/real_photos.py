@@ -32,9 +32,9 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from imdenoise.inference import load
-    from imdenoise.io import read_image
-    from imdenoise.metrics import psnr_uint8
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.io.images import read_image
+    from imdenoise.metrics import psnr_uint8, quantize_8bit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=200)
     args = ap.parse_args()
     d = load("default")
-    u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
+    u8 = quantize_8bit
     rows = []
     for rel in (POLYU, *RNI6):
         noisy = read_image(args.datasets / rel).data

@@ -38,13 +38,14 @@ def prepare_onnx(workdir: Path, arch: str, channels: int, int8: bool) -> None:
     """Export (and quantize) a random-weight model once; reused by every onnxruntime row."""
     import torch
 
-    from imdenoise.export import export_onnx, resolve_model
-    from imdenoise.quantize import quantize_int8
+    from imdenoise.denoisers.onnx import export_onnx
+    from imdenoise.deploy.quantize import quantize_int8
+    from imdenoise.models.weights import load_network
 
     fp32, q8 = _ort_paths(workdir, arch, channels)
     if not fp32.is_file():
         torch.manual_seed(0)
-        model, card = resolve_model(arch, channels)
+        model, card = load_network(arch, channels)
         export_onnx(model, card, fp32)
     if int8 and not q8.is_file():
         import contextlib
@@ -59,22 +60,22 @@ def run_row(arch: str, size: int, channels: int, mode: str, repeats: int, thread
     import torch
 
     torch.set_num_threads(threads)
-    from imdenoise.inference import InferenceOptions, ModelDenoiser
+    from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
 
     opts = InferenceOptions(device="cpu", threads=threads, precision="bf16" if mode == "bf16" else "fp32",
                             compile=mode == "compile")
     if mode.startswith("ort"):
-        from imdenoise.export import load_onnx
+        from imdenoise.denoisers.onnx import load_onnx
 
         fp32, q8 = _ort_paths(workdir, arch, channels)
         den = load_onnx(q8 if mode == "ort-int8" else fp32, opts)
     else:
-        from imdenoise.export import resolve_model
+        from imdenoise.models.weights import load_network
 
         torch.manual_seed(0)
-        model, card = resolve_model(arch, channels)
+        model, card = load_network(arch, channels)
         den = ModelDenoiser(model, arch, card, opts)
-    from imdenoise.inference import median_seconds
+    from imdenoise.denoisers.network import median_seconds
 
     img = np.random.default_rng(0).random((size, size, channels), dtype=np.float32)
     sec = median_seconds(den, img, 25.0, repeats)
@@ -122,7 +123,7 @@ def table(rows: list[tuple[str, int, int, str, dict]], refs: dict[tuple[int, int
 def main(argv: list[str] | None = None) -> None:
     """Parse options, measure every selected row, print the markdown table."""
     from imdenoise.models.registry import ARCHITECTURES
-    from imdenoise.weights_io import SHIPPED_DIR
+    from imdenoise.models.weights import SHIPPED_DIR
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", default=",".join(ARCHITECTURES), help="comma-separated architectures")

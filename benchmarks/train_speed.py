@@ -2,7 +2,7 @@
 
     python benchmarks/train_speed.py [--arch unet] [--steps 30] [--patch 128] [--batch 16] [--no-compile] [--no-ddp]
 
-Every row runs the project's own Trainer (`imdenoise.train.Trainer.train_step`) on synthetic-noise
+Every row runs the project's own Trainer (`imdenoise.training.trainer.Trainer.train_step`) on synthetic-noise
 patches of a few real training images; the first steps are warm-up and are not timed.
 """
 
@@ -51,9 +51,9 @@ def config(images: Path, out: Path, args: argparse.Namespace, precision: str, co
 
 def single_process(images: Path, tmp: Path, args: argparse.Namespace, precision: str, compile_: bool) -> float:
     """Patches per second of one process over `args.steps` timed steps."""
-    from imdenoise.data import IndexStream
-    from imdenoise.train import Trainer
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
+    from imdenoise.training.datasets import IndexStream
+    from imdenoise.training.trainer import Trainer
 
     cfg = load_config(raw=config(images, tmp / f"{precision}-{compile_}", args, precision, compile_, args.batch))
     trainer = Trainer(cfg)

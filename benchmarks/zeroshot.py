@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from imdenoise.metrics import psnr_uint8
-from imdenoise.noise import benchmark_noisy
-from imdenoise.zeroshot import ZeroShotDenoiser
+from imdenoise.denoisers.zeroshot import ZeroShotDenoiser
+from imdenoise.metrics import psnr_uint8, quantize_8bit
+from imdenoise.noise.models import benchmark_noisy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT.parent / "shared" / "datasets" / "test" / "kodak24"
@@ -54,7 +54,7 @@ def load_set(folder: Path) -> list[tuple[str, np.ndarray]]:
 
 def to_u8(a: np.ndarray) -> np.ndarray:
     """Protocol step 3: clip to [0, 1] and quantize to 8 bits."""
-    return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    return quantize_8bit(a)
 
 
 def run_one(clean: np.ndarray, sigma: float, index: int, options: dict) -> tuple[float, float, float, int]:

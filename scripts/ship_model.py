@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from imdenoise.weights_io import SHIPPED_DIR, ModelCard, load_model, save_weights
+from imdenoise.models.weights import SHIPPED_DIR, ModelCard, load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -61,3 +62,14 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, s
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def load_script(relpath: str) -> ModuleType:
+    """A repository script (benchmarks/, scripts/) as a module, for the tests of that script itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(relpath).stem, ROOT / relpath)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -20,15 +20,15 @@ __version__ = "0.1.0"
 __all__ = ["load", "list_models", "read_image", "write_image", "__version__"]
 
 _LAZY = {
-    "load": ("imdenoise.inference", "load"),
+    "load": ("imdenoise.denoisers.catalog", "load"),
     "list_models": ("imdenoise.models.registry", "list_models"),
-    "read_image": ("imdenoise.io", "read_image"),
-    "write_image": ("imdenoise.io", "write_image"),
+    "read_image": ("imdenoise.io.images", "read_image"),
+    "write_image": ("imdenoise.io.images", "write_image"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from imdenoise.inference import load
-    from imdenoise.io import read_image, write_image
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.io.images import read_image, write_image
     from imdenoise.models.registry import list_models
 
 

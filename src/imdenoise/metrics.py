@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim", "psnr_uint8", "ssim_uint8", "gaussian_window"]
+__all__ = ["psnr", "ssim", "psnr_uint8", "ssim_uint8", "gaussian_window", "quantize_8bit"]
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
@@ -89,6 +89,11 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     return out[0] if nd < 4 else out
 
 
+def quantize_8bit(unit: np.ndarray) -> np.ndarray:
+    """The protocol's 8-bit image: clipped to [0, 1], scaled to 255, rounded (half to even), uint8."""
+    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def _u8_pair(clean_u8: np.ndarray, out_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(clean_u8), np.asarray(out_u8)
     if a.shape != b.shape:
@@ -118,6 +123,6 @@ def ssim_uint8(clean_u8: np.ndarray, out_u8: np.ndarray) -> float:
 def psnr_change(clean: np.ndarray, noisy: np.ndarray, out: np.ndarray) -> tuple[float, float, str]:
     """8-bit PSNR of the noisy input and of the output against `clean` (float arrays, clipped and
     quantized first) and the line 'PSNR a dB -> b dB (+c dB)', the change signed either way."""
-    to_u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-    p_in, p_out = psnr_uint8(to_u8(clean), to_u8(noisy)), psnr_uint8(to_u8(clean), to_u8(out))
+    q = quantize_8bit
+    p_in, p_out = psnr_uint8(q(clean), q(noisy)), psnr_uint8(q(clean), q(out))
     return p_in, p_out, f"PSNR {p_in:.2f} dB -> {p_out:.2f} dB ({p_out - p_in:+.2f} dB)"

@@ -8,6 +8,7 @@ AVX2-only CPU they are emulated and run about ten times slower (measured on a 2-
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -40,3 +41,10 @@ def resolve_precision(requested: str, device: torch.device | str = "cpu") -> str
         log.warning("bf16 was asked for, but this %s has no native bf16 support: autocast will be emulated "
                     "and much slower than fp32 (use precision auto or fp32)", torch.device(device).type)
     return requested
+
+
+def autocast(precision: str, device: torch.device | str = "cpu") -> AbstractContextManager[object]:
+    """The one autocast builder: bf16 or fp16 autocast on `device` as `precision` says; else no autocast."""
+    if precision not in ("bf16", "fp16"):
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

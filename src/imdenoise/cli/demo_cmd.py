@@ -16,13 +16,14 @@ def demo(
     """Add noise to a bundled sample image, denoise it blind, write a before/after figure, print PSNR."""
     import numpy as np
 
-    from imdenoise.inference import available_methods, load
-    from imdenoise.io import read_image, write_image
+    from imdenoise.denoisers.catalog import available_methods, load
+    from imdenoise.evaluation.figures import before_after_figure
+    from imdenoise.io.images import read_image, write_image
     from imdenoise.metrics import psnr_change
-    from imdenoise.noise import parse_noise
-    from imdenoise.report_figures import before_after_figure
+    from imdenoise.noise.models import parse_noise
+    from imdenoise.paths import ASSETS_DIR
 
-    sample = Path(__file__).resolve().parents[1] / "assets" / "sample.png"
+    sample = ASSETS_DIR / "sample.png"
     image = read_image(sample)
     clean = image.data
     noisy = parse_noise(f"gaussian:{sigma:g}")(clean, np.random.default_rng(seed))

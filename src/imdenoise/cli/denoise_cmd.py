@@ -15,10 +15,10 @@ import numpy as np
 import typer
 
 from imdenoise.errors import ImageReadError, ImDenoiseError
-from imdenoise.io import Image
+from imdenoise.io.formats import IMAGE_SUFFIXES
+from imdenoise.io.images import Image
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -38,7 +38,11 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         else:
             raise ImageReadError(f"{p}: no such file or directory")
     seen: set[Path] = set()
-    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]
+    unique = []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            unique.append(f)
     if not unique:
         raise ImageReadError(f"no images found in {', '.join(inputs)}")
     return unique
@@ -105,9 +109,9 @@ def denoise(
     """Denoise images with a pretrained model (default) or a classical method; keeps bit depth and alpha."""
     from tqdm import tqdm
 
-    from imdenoise.denoiser import check_finite_output, checked_sigma
-    from imdenoise.inference import load
-    from imdenoise.io import read_frames, write_frames
+    from imdenoise.arrays import check_finite_output, checked_sigma
+    from imdenoise.denoisers.catalog import load
+    from imdenoise.io.images import read_frames, write_frames
 
     if model and method:
         raise ImDenoiseError("give either --model or --method, not both")
@@ -120,6 +124,8 @@ def denoise(
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise ImDenoiseError(f"{existing[0]}: output exists{more}; pass --overwrite to replace")
+    from imdenoise.denoisers.network import AutoDenoiser
+
     denoiser = load(model or method or "default", arch=arch, backend=backend, tile=tile or None, overlap=overlap,
                     device=device, precision=precision, threads=threads, ensemble=ensemble)
     failures = 0
@@ -131,7 +137,7 @@ def denoise(
                 raise ImDenoiseError(f"{src}: {len(frames)} pages need a .tif/.tiff output, not {dst.suffix!r}")
             size = size_report(frames)  # before the frames' pixels are released
             start = time.perf_counter()
-            if callable(getattr(denoiser, "plan", None)):  # 'default': says which model and level it chose
+            if isinstance(denoiser, AutoDenoiser):  # 'default': says which model and level it chose
                 plans = [denoiser.plan(f.data, sigma) for f in frames]
                 untimed = time.perf_counter()
                 what = plan_report(plans[0])  # may make the coarse estimate for the report: not timed
@@ -169,7 +175,7 @@ def plan_report(plan) -> dict:
 
 def method_report(denoiser, image, sigma: float | None) -> dict:
     """What a named model or method did: its name and the level it was given, or the one it estimated."""
-    from imdenoise.noise import estimate_sigma
+    from imdenoise.noise.models import estimate_sigma
 
     name = str(getattr(denoiser, "name", "method"))
     if sigma is not None:

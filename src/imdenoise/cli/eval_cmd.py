@@ -47,8 +47,8 @@ def eval_(
                                 "timing (the protocol); skip it for slow per-image methods such as zeroshot."),
 ) -> None:
     """Evaluate denoisers under the benchmark protocol (BENCHMARK.md) and print a markdown table."""
-    from imdenoise.denoiser import checked_sigma
-    from imdenoise.evaluate import (
+    from imdenoise.arrays import checked_sigma
+    from imdenoise.evaluation.evaluate import (
         REAL_LABEL,
         EvalSettings,
         EvaluationError,
@@ -59,7 +59,7 @@ def eval_(
         parse_levels,
         summarize,
     )
-    from imdenoise.evaluate_report import (
+    from imdenoise.evaluation.report import (
         check_writable,
         figure_paths,
         load_lpips,
@@ -125,9 +125,9 @@ def eval_(
 
 def _load_methods(names: list[str], ensemble: int = 1) -> dict[str, Any]:
     """Resolve every method before any work, so that a typo fails at once."""
+    from imdenoise.denoisers.catalog import load
     from imdenoise.errors import ImDenoiseError
-    from imdenoise.evaluate import EvaluationError
-    from imdenoise.inference import load
+    from imdenoise.evaluation.evaluate import EvaluationError
 
     methods = {}
     for name in names:

@@ -25,16 +25,17 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
     """Export a model to ONNX (dynamic batch/height/width), checked against PyTorch before writing."""
-    from imdenoise.export import export_onnx, resolve_model
+    from imdenoise.denoisers.onnx import export_onnx
+    from imdenoise.models.weights import load_network
 
     if quantize not in ("none", "int8"):
         raise ImDenoiseError(f"--quantize must be 'none' or 'int8', got {quantize!r}")
     if output.suffix != ".onnx":
         raise ImDenoiseError(f"{output}: output must end in .onnx")
-    net, card = resolve_model(model, channels, arch)
+    net, card = load_network(model, channels, arch)
     q_out = output.with_name(output.stem + "-int8.onnx")
     if quantize == "int8":  # everything int8 needs is checked before the fp32 file is written
-        from imdenoise.quantize import calibration_source
+        from imdenoise.deploy.quantize import calibration_source
 
         if q_out.exists() and not overwrite:
             raise ImDenoiseError(f"{q_out}: file exists (pass --overwrite to replace it)")
@@ -44,7 +45,7 @@ def export(
     typer.echo(f"{rep.path}: {rep.bytes / 1e6:.1f} MB, opset {rep.opset}, "
                f"max |onnxruntime - torch| = {rep.max_abs_diff:.2g} on sizes {list(rep.sizes)}")
     if quantize == "int8":
-        from imdenoise.quantize import quantize_int8
+        from imdenoise.deploy.quantize import quantize_int8
 
         try:
             q = quantize_int8(output, q_out, method=method,  # type: ignore[arg-type]
@@ -74,7 +75,7 @@ def prune(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
     """Remove the weakest channels (L1 norm) of each block's inner conv, fine-tune briefly, report."""
-    from imdenoise.prune import prune_model
+    from imdenoise.deploy.prune import prune_model
 
     if output.suffix != ".safetensors":
         raise ImDenoiseError(f"{output}: output must end in .safetensors")

@@ -35,8 +35,8 @@ def noise(
     """Add seeded noise to an image and write it (bit depth and alpha of the input kept)."""
     import numpy as np
 
-    from imdenoise.io import read_image, write_image
-    from imdenoise.noise import parse_noise
+    from imdenoise.io.images import read_image, write_image
+    from imdenoise.noise.models import parse_noise
 
     model = parse_noise(spec)  # a bad spec fails before any file is read
     image = read_image(input_path)
@@ -59,8 +59,8 @@ def metrics(
     """Print PSNR (dB) and SSIM of DENOISED against CLEAN (8-bit pairs: the benchmark protocol)."""
     import numpy as np
 
-    from imdenoise.denoiser import all_finite
-    from imdenoise.io import read_image
+    from imdenoise.arrays import all_finite
+    from imdenoise.io.images import read_image
 
     ref, out = read_image(clean), read_image(denoised)
     for path, image in ((clean, ref), (denoised, out)):
@@ -87,11 +87,10 @@ def _shape(data) -> str:
 
 def _scores_uint8(a, b) -> tuple[float, float | None]:
     """The benchmark protocol's PSNR and SSIM on the exact 8-bit samples."""
-    import numpy as np
 
-    from imdenoise.metrics import psnr_uint8, ssim_uint8
+    from imdenoise.metrics import psnr_uint8, quantize_8bit, ssim_uint8
 
-    a8, b8 = (np.round(x * 255).astype(np.uint8) for x in (a, b))
+    a8, b8 = quantize_8bit(a), quantize_8bit(b)
     return psnr_uint8(a8, b8), (ssim_uint8(a8, b8) if min(a.shape[:2]) >= 11 else None)
 
 

@@ -37,13 +37,7 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 def _register() -> None:
     for name, module, func in COMMANDS:
-        try:
-            mod = importlib.import_module(f"imdenoise.cli.{module}")
-        except ModuleNotFoundError as exc:  # a command module not written yet
-            if exc.name == f"imdenoise.cli.{module}":
-                continue
-            raise
-        app.command(name)(getattr(mod, func))
+        app.command(name)(getattr(importlib.import_module(f"imdenoise.cli.{module}"), func))
 
 
 _register()
@@ -96,9 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         # typer may bundle its own copy of click: recognise click's exceptions by their interface
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(1)
         raise

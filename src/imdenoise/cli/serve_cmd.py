@@ -6,13 +6,13 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from imdenoise.errors import ConfigError
 
-GUARDED_PROTOCOL = "imdenoise.server_net:GuardedHTTPProtocol"  # connection cap and head deadline
+GUARDED_PROTOCOL = "imdenoise.server.net:GuardedHTTPProtocol"  # connection cap and head deadline
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -58,8 +58,8 @@ def serve(
         import uvicorn
         from pydantic import ValidationError
 
-        from imdenoise.server import SETTINGS_ENV, create_app
-        from imdenoise.server_jobs import ServerSettings
+        from imdenoise.server.app import SETTINGS_ENV, create_app
+        from imdenoise.server.jobs import ServerSettings
     except ImportError as exc:
         raise ConfigError(f"the web service needs the server extra: pip install 'imdenoise[server]' ({exc})") from None
     try:
@@ -72,7 +72,7 @@ def serve(
         raise ConfigError("invalid server option: " + "; ".join(
             f"--{'-'.join(str(x) for x in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())) from None
     if settings.methods is not None:
-        from imdenoise.server_jobs import ModelCache
+        from imdenoise.server.jobs import ModelCache
 
         valid = ModelCache().names()  # every method this installation offers
         unknown = [m for m in settings.methods if m not in valid]
@@ -81,10 +81,10 @@ def serve(
                               f"{', '.join(map(repr, unknown))}; valid names: {', '.join(valid)}")
     check_port_free(host, port)
     typer.echo(f"imdenoise serving on http://{host}:{port}/ (API docs at /docs); Ctrl+C stops")
-    net = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
+    net: dict[str, Any] = dict(host=host, port=port, log_level=log_level, root_path=root_path, http=GUARDED_PROTOCOL,
                limit_concurrency=limit_concurrency, timeout_keep_alive=timeout_keep_alive)
     if workers == 1:
         uvicorn.run(create_app(settings), **net)
         return
     os.environ[SETTINGS_ENV] = json.dumps(settings.model_dump(mode="json"))
-    uvicorn.run("imdenoise.server:create_app_from_env", factory=True, workers=workers, **net)
+    uvicorn.run("imdenoise.server.app:create_app_from_env", factory=True, workers=workers, **net)

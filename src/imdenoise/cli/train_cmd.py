@@ -22,8 +22,8 @@ def train(
     weights: Optional[Path] = typer.Option(None, "--weights", help="With --export: the output .safetensors path."),
 ) -> None:
     """Train a denoiser from a config file; checkpoints resume exactly (`--resume RUN_DIR`)."""
-    from imdenoise.train import clear_run, export_run, run_files, run_training
-    from imdenoise.train_config import load_config
+    from imdenoise.training.config import load_config
+    from imdenoise.training.trainer import clear_run, export_run, run_files, run_training
 
     if export is not None:
         if weights is not None and weights.exists():

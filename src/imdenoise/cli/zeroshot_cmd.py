@@ -34,9 +34,9 @@ def zeroshot(
 
     import numpy as np
 
+    from imdenoise.denoisers.zeroshot import ZeroShotDenoiser, load_config, make_config
     from imdenoise.errors import ConfigError, ImDenoiseError
-    from imdenoise.io import read_image, write_image
-    from imdenoise.zeroshot import ZeroShotDenoiser, load_config, make_config
+    from imdenoise.io.images import read_image, write_image
 
     given = dict(schedule=schedule, epoch_count=iterations, learning_rate=lr, step_size=step_size, gamma=gamma,
                  precision=precision, patch=patch, patience=patience, degree=degree, seed=seed, threads=threads)
@@ -70,7 +70,7 @@ def zeroshot(
     if clean is not None:
         from imdenoise.metrics import psnr_change
 
-        typer.echo(f"demo: Gaussian noise of degree {cfg.degree:g} (sigma {255 * cfg.degree:.3g} of 255) added "
+        typer.echo(f"demo: Gaussian noise of degree {cfg.degree:g} (sigma {255 * (cfg.degree or 0):.3g} of 255) added "
                    f"and clipped; {psnr_change(clean, noisy, out)[2]}")
     written = write_image(output, out, like=image, dtype=dtype, overwrite=overwrite)
     typer.echo(f"wrote {written}")

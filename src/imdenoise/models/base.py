@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -14,6 +16,7 @@ class DenoisingNet(nn.Module):
     `mask_aware` whether forward also takes the masked-training mask (None at test: nothing masked).
     """
 
+    config: Any  # the family's validated config (a pydantic model)
     in_channels: int = 1
     out_channels: int = 1
     size_multiple: int = 1

@@ -3,8 +3,7 @@
 Two moves keep the trained function exactly, so training only has to learn what the new capacity adds:
 
 - **deeper**: a residual block whose last convolution is zero is the identity, so extra blocks start
-  as no-ops; a new full-resolution refinement branch (`refine_width`) adds nothing while its last
-  convolution is zero, so it starts as a no-op too;
+  as no-ops;
 - **wider**: a level's extra channels take random weights from the old channels, but every weight
   from a new channel into an old one starts at zero. The old channels then compute what they did, and
   the new ones are invisible downstream until training makes those weights non-zero.
@@ -27,12 +26,11 @@ from torch import nn
 from imdenoise.errors import ConfigError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.blocks import ResBlock
-from imdenoise.models.unet import Refiner
 
 log = logging.getLogger(__name__)
-GROWTH = "growth can only add residual blocks or a refinement branch, widen levels or drop the noise map"
+GROWTH = "growth can only add residual blocks, widen levels or drop the noise map"
 # Branches added to a running sum: with their last convolution at zero they add nothing.
-ZERO_START_BRANCHES = (Refiner, ResBlock)
+ZERO_START_BRANCHES = (ResBlock,)
 
 
 def _io_dims(module: nn.Module, param: str) -> tuple[int, int | None]:
@@ -86,13 +84,10 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
     """Load the trained `source` into `model`, which may be deeper or wider; returns the added branches' names.
 
     Every source tensor must fit a parameter of the same name that is as large or larger in every
-    dimension; every parameter the source lacks must belong to a wholly new residual block or
-    refinement branch."""
+    dimension; every parameter the source lacks must belong to a wholly new residual block."""
     state, target = source.state_dict(), model.state_dict()
-    if _goes_blind(model, source):  # the map is the last input channel of the head and the refiner
-        for key in ("head.weight", "refine.head.weight"):
-            if key in state:
-                state[key] = state[key][:, :-1]
+    if _goes_blind(model, source) and "head.weight" in state:  # the map is the head's last input channel
+        state["head.weight"] = state["head.weight"][:, :-1]
     misplaced = [k for k in state if k not in target]
     if misplaced:
         raise ConfigError(f"{source_name}: {len(misplaced)} tensors have no place in this architecture "
@@ -111,7 +106,7 @@ def load_grown(model: nn.Module, source: nn.Module, source_name: str = "init wei
             missing -= keys
     if missing:
         raise ConfigError(f"{source_name}: this architecture has {len(missing)} new tensors outside added residual "
-                          f"blocks or refinement branches (first: {sorted(missing)[0]}); {GROWTH}")
+                          f"blocks (first: {sorted(missing)[0]}); {GROWTH}")
     widened = {k for k, v in state.items() if v.shape != target[k].shape}
     loaded = dict(state)
     for key in widened:

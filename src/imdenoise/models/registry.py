@@ -107,8 +107,7 @@ class ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Shipped pretrained models first, then every trainable architecture (gray variant's size)."""
-    from imdenoise.inference import SHIPPED_ALIASES
-    from imdenoise.weights_io import shipped_models
+    from imdenoise.models.weights import SHIPPED_ALIASES, shipped_models
 
     rows = [
         ModelInfo(card.name, "pretrained", "gray" if card.in_channels == 1 else "color",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from imdenoise.models.base import DenoisingNet
-from imdenoise.models.blocks import BLOCKS, ResBlock, activation, conv3x3, downsample, upsample
+from imdenoise.models.blocks import BLOCKS, conv3x3, downsample, upsample
 from imdenoise.models.mask_attention import MaskAttention
 
 
@@ -34,9 +34,6 @@ class UNetConfig(BaseModel):
     noise_map: bool = Field(False, description="extra input channel sigma/255 (non-blind conditioning)")
     pixel_unshuffle: int = Field(1, ge=1, le=4, description="work at 1/r resolution, as FFDNet does")
     output_activation: Literal["none", "sigmoid", "tanh"] = "none"
-    refine_width: int = Field(0, ge=0, le=128, description=(
-        "channels of a full-resolution refinement branch after a pixel-unshuffled U-Net (0: none)"))
-    refine_blocks: int = Field(1, ge=1, le=8, description="residual blocks of the refinement branch")
     dropout: float = Field(0.0, ge=0, lt=1, description="channel dropout at the end of every block (0: off)")
     mask_input: bool = Field(False, description=(
         "masked image training: the mask is an input channel and a mask-attention block follows the bottleneck"))
@@ -44,6 +41,14 @@ class UNetConfig(BaseModel):
     attention_window: int = Field(8, ge=2, le=32, description="window (bottleneck tokens) of the mask attention")
     attention_drop: float = Field(0.0, ge=0, lt=1, description=(
         "share of attention keys dropped at random in training (the original's attention masking)"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed_fields(cls, data: Any) -> Any:
+        """Configs written before the unused refinement branch was removed say refine_width 0: nothing to build."""
+        if isinstance(data, dict) and not data.get("refine_width"):
+            data = {k: v for k, v in data.items() if k not in ("refine_width", "refine_blocks")}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "UNetConfig":
@@ -53,9 +58,6 @@ class UNetConfig(BaseModel):
             raise ValueError("residual learning needs out_channels == in_channels")
         if any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive, got {self.widths}")
-        if self.refine_width and self.pixel_unshuffle == 1:
-            raise ValueError("refine_width adds full-resolution detail to a pixel-unshuffled U-Net: "
-                             "it needs pixel_unshuffle > 1")
         if self.mask_input and self.widths[-1] % self.attention_heads:
             raise ValueError(f"mask attention: the bottleneck width {self.widths[-1]} must be a multiple of "
                              f"attention_heads ({self.attention_heads})")
@@ -75,28 +77,6 @@ class UNetConfig(BaseModel):
 def _level_map(sigma: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The noise level (N,) as a constant (N,1,H,W) plane of `like`'s size and dtype."""
     return sigma.to(like.dtype).reshape(-1, 1, 1, 1).expand(like.shape[0], 1, like.shape[2], like.shape[3])
-
-
-class Refiner(nn.Module):
-    """A full-resolution branch that adds a correction to a half-resolution U-Net's output.
-
-    It reads the input image, the U-Net's output and the noise-level map at full resolution, where
-    pixel-unshuffle's 2x2 blocks lose the finest detail (FFDNet's weakness at low noise). Its last
-    convolution starts at zero, so a trained model grown with it first computes what it did without it.
-    """
-
-    def __init__(self, cin: int, cout: int, width: int, blocks: int, act: str) -> None:
-        super().__init__()
-        self.head = conv3x3(cin, width)
-        self.act = activation(act)
-        self.body = nn.Sequential(*[ResBlock(width, width, act, "none") for _ in range(blocks)])
-        self.tail = conv3x3(width, cout)
-        with torch.no_grad():
-            self.tail.weight.zero_()
-            self.tail.bias.zero_()
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.body(self.act(self.head(features))))
 
 
 class UNet(DenoisingNet):
@@ -132,9 +112,6 @@ class UNet(DenoisingNet):
         merge = 2 if cfg.skip == "concat" else 1
         self.decoders = nn.ModuleList(stage(w[i] * merge, w[i], counts[i]) for i in range(len(w) - 1))
         self.tail = conv3x3(w[0], self.out_channels * r * r)
-        refine_in = cfg.in_channels + self.out_channels + int(cfg.noise_map)
-        self.refine = (Refiner(refine_in, self.out_channels, cfg.refine_width, cfg.refine_blocks, cfg.activation)
-                       if cfg.refine_width else None)
         self.act_out = {"none": nn.Identity(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh()}[cfg.output_activation]
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None,
@@ -160,7 +137,8 @@ class UNet(DenoisingNet):
         h = self.bottleneck(h)
         if self.attention is not None:
             f = x.shape[-1] // h.shape[-1]
-            h = self.attention(h, 1.0 - F.avg_pool2d(mask, f) if f > 1 else 1.0 - mask)
+            m = cast(torch.Tensor, mask)  # set above for a mask-input net, the only kind with attention
+            h = self.attention(h, 1.0 - F.avg_pool2d(m, f) if f > 1 else 1.0 - m)
         for up, dec, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips)):
             h = up(h)
             if cfg.skip == "add":
@@ -171,9 +149,6 @@ class UNet(DenoisingNet):
         h = self.tail(h)
         if cfg.pixel_unshuffle > 1:
             h = F.pixel_shuffle(h, cfg.pixel_unshuffle)
-        if self.refine is not None:
-            parts = [x, h, _level_map(sigma, x)] if cfg.noise_map else [x, h]
-            h = h + self.refine(torch.cat(parts, dim=1))
         if cfg.residual:
             return x - h
         return self.act_out(h)

@@ -1,0 +1,274 @@
+"""The inference engine: `load(name_or_path)` -> a Denoiser that cleans arrays of any size.
+
+Channel rules (what is sound for AWGN):
+- a gray model on a color image denoises each channel separately (the noise of the channels is
+  independent, so each channel is a valid gray input);
+- a color model is never run on a replicated gray image: the copies would carry identical noise,
+  which a color model was not trained for. `default` therefore picks the gray or color model.
+Alpha (a 2nd channel of gray+alpha or a 4th of RGBA) is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from imdenoise.arrays import checked_sigma
+from imdenoise.denoisers.base import Prepared, as_hwc, prepare, split_alpha
+from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
+from imdenoise.denoisers.tiling import run_tiled
+from imdenoise.errors import ImDenoiseError
+from imdenoise.models.base import DenoisingNet
+from imdenoise.noise.estimation import BlindLevel
+from imdenoise.precision import autocast
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+MIN_TILE = 64  # smaller tiles are all seam: the blending ramps would cover most of each tile
+
+
+@dataclass
+class InferenceOptions:
+    """How a network is run: device, threads, tiling, precision, compilation, self-ensemble."""
+
+    device: Device = "auto"
+    threads: int | None = None
+    tile: int | None = 1024
+    overlap: int = 64
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"  # fp32 by default: bf16 costs some PSNR
+    compile: bool = False
+    ensemble: int = 1  # geometric self-ensemble: 1 (off), 2, 4 or 8 flipped/rotated passes averaged
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse values that would fail deep inside torch, or be silently ignored, naming the option."""
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ImDenoiseError(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ImDenoiseError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ImDenoiseError(f"threads must be at least 1, got {self.threads}")
+        if self.tile is not None and self.tile < MIN_TILE:
+            raise ImDenoiseError(f"tile must be at least {MIN_TILE} pixels (or 0/None: never tile), got {self.tile}")
+        if self.overlap < 0:
+            raise ImDenoiseError(f"overlap must be 0 or more pixels, got {self.overlap}")
+        if self.ensemble not in ENSEMBLE_SIZES:
+            raise ImDenoiseError(f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} "
+                                 f"(passes averaged over flips and rotations), got {self.ensemble}")
+
+
+def resolve_device(device: Device) -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; an unavailable explicit device is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ImDenoiseError("device 'cuda' requested but CUDA is not available on this machine")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ImDenoiseError("device 'mps' requested but Apple MPS is not available on this machine")
+    return torch.device(device)
+
+
+class NetworkDenoiser:
+    """The engine every network runs in (torch or onnxruntime): padding, tiling, sigma estimation,
+    channels, alpha. Subclasses set the attributes below and run one (N,H,W,C) batch in `_run`."""
+
+    name: str
+    card: Any
+    options: InferenceOptions
+    channels: int  # the network's input channels (a gray network also denoises each channel of color images)
+    size_multiple: int
+    noise_conditioned: bool
+    noise_range: tuple[float, float]
+    precision: str
+
+    def sigma_for(self, image: np.ndarray, sigma: float | None, estimate: Any = None) -> float:
+        """The level handed to the network: the given sigma, else the estimate clamped to the trained range
+        (or the card's `blind_level` rule, for a model trained on that rule's levels); `estimate`: a
+        `NoiseEstimate` already made for this image."""
+        if sigma is not None:
+            return checked_sigma(sigma, self.name)
+        if not self.noise_conditioned:
+            return 0.0
+        rule = getattr(self.card, "blind_level", None)
+        if rule is not None:
+            est = rule.of(image, estimate)
+        else:
+            from imdenoise.noise.models import estimate_sigma
+
+            est = float(estimate.sigma) if estimate is not None else float(estimate_sigma(image))
+        lo, hi = self.noise_range
+        return float(min(max(est, lo), hi)) if hi > lo else est
+
+    def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
+        """(N,H,W,C) float32 -> denoised (N,H,W,C), tiled and padded."""
+        raise NotImplementedError
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        """Denoise one float32 HxW or HxWxC image (any size); blind when sigma is None."""
+        return self.denoise_batch([image], sigma)[0]
+
+    def denoise_batch(self, images: list[np.ndarray], sigma: float | None = None) -> list[np.ndarray]:
+        """Denoise many images; images of equal shape and noise level run as one batch."""
+        prepared: list[tuple[Prepared, float]] = []
+        for image in images:
+            p = prepare(image)
+            if p.color.shape[-1] != self.channels and self.channels != 1:
+                raise ImDenoiseError(f"model {self.name!r} expects {self.channels}-channel images, got "
+                                     f"{p.color.shape[-1]}; use a gray model (or 'default') for gray images")
+            prepared.append((p, self.sigma_for(p.color, sigma)))
+        results: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, (p, s) in enumerate(prepared):
+            groups.setdefault((p.color.shape, round(s, 4)), []).append(i)
+        for (shape, s), idx in groups.items():
+            first = prepared[idx[0]][0].color
+            if len(idx) == 1 and first.flags.c_contiguous and first.flags.writeable:
+                stack = first[None]  # one image: a view, not a second full-size copy (tests/integration/test_memory.py)
+            else:
+                stack = np.stack([prepared[i][0].color for i in idx])
+            if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image
+                n, h, w, c = stack.shape
+                per = stack.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+                out = self._run(per, s).reshape(n, c, h, w).transpose(0, 2, 3, 1)
+            else:
+                out = self._run(stack, s)
+            for j, i in enumerate(idx):
+                results[i] = prepared[i][0].finish(out[j])
+        return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
+
+
+class ModelDenoiser(NetworkDenoiser):
+    """A trained torch network applied to whole images by the engine."""
+
+    def __init__(self, model: DenoisingNet, name: str, card: Any = None, options: InferenceOptions | None = None):
+        self.options = options or InferenceOptions()
+        self.device = resolve_device(self.options.device)
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self.name = name
+        self.card = card
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
+        from imdenoise.precision import resolve_precision
+
+        self.precision = resolve_precision(self.options.precision, self.device)
+        self.channels = model.in_channels
+        self.size_multiple = model.size_multiple
+        self.noise_conditioned = model.noise_conditioned
+        self.noise_range = tuple(getattr(card, "noise_range", (0.0, 255.0)) or (0.0, 255.0))
+        self._fn = torch.compile(self.model) if self.options.compile else self.model
+
+    def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
+        """(N,H,W,C) float32 -> denoised (N,H,W,C) through the network, tiled and padded."""
+        # NHWC memory seen as NCHW (channels_last strides): no full-size copy; tiles are made contiguous in fn
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+        s = torch.full((x.shape[0],), sigma / 255.0, device=self.device)
+        bf16 = autocast("bf16" if self.precision == "bf16" else "fp32", self.device)
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            with bf16:
+                return self._fn(t.contiguous(memory_format=torch.channels_last), s[: t.shape[0]]).float()
+
+        with torch.inference_mode():
+            out = run_tiled(self_ensemble(fn, self.options.ensemble), x, self.size_multiple,
+                            self.options.tile, self.options.overlap)
+        return out.permute(0, 2, 3, 1).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How `default` denoises one image: which model, at which level, and why."""
+
+    model: NetworkDenoiser
+    sigma: float | None  # handed to the model (None: the model is blind)
+    estimate: Any = None  # the NoiseEstimate of a blind run, else None
+
+    def describe(self) -> str:
+        """One line for the user: model, noise kind and level."""
+        if self.estimate is None:
+            return f"model {self.model.name}, sigma {self.sigma:g} (given)"
+        e = self.estimate
+        level = f"level {e.level:.1f}" + (f" (white-noise estimate {e.sigma:.1f})" if e.photo_like else "")
+        used = "" if self.sigma is None or abs(self.sigma - e.level) < 0.05 else f", denoised at {self.sigma:.1f}"
+        return f"model {self.model.name}, {e.kind} noise, {level}{used}"
+
+
+class AutoDenoiser:
+    """`default`: one name for every image and noise.
+
+    Blind, it tells a photo's spatially correlated (or faint) noise from white noise (estimate_noise):
+    white noise goes to the gray or color model at the estimated level, photos to the same model at the
+    `photo_level` rule's level (or to a `photo` model, gray ones as gray RGB, read back as gray). A given
+    sigma means white Gaussian noise of that level: the gray or color model."""
+
+    def __init__(self, gray: NetworkDenoiser, color: NetworkDenoiser, photo: NetworkDenoiser | None = None,
+                 name: str = "default", photo_level: BlindLevel | None = None) -> None:
+        self.name, self.gray, self.color, self.photo = name, gray, color, photo
+        self.photo_level = photo_level
+
+    def pick(self, image: np.ndarray, sigma: float | None = None) -> NetworkDenoiser:
+        """The model that suits this image: see :meth:`plan`."""
+        return self.plan(image, sigma).model
+
+    def awgn_model(self, image: np.ndarray) -> NetworkDenoiser:
+        """The white-noise model of this image's channel count."""
+        c = 1 if image.ndim == 2 else image.shape[-1]
+        return self.color if c in (3, 4) else self.gray
+
+    def plan(self, image: np.ndarray, sigma: float | None = None) -> Plan:
+        """Model and level for one image (estimated once here, not again by the model)."""
+        hwc = as_hwc(image)[0]
+        awgn = self.awgn_model(hwc)
+        if sigma is not None:
+            return Plan(awgn, checked_sigma(sigma, self.name))
+        from imdenoise.noise.estimation import estimate_noise
+
+        color = prepare(image).color
+        est = estimate_noise(color)
+        if est.photo_like and self.photo is not None:
+            level = self.photo.sigma_for(color, None, est) if self.photo.noise_conditioned else None
+            return Plan(self.photo, level, est)
+        level = self.photo_level.of(color, est) if est.photo_like and self.photo_level is not None else est.sigma
+        lo, hi = awgn.noise_range
+        return Plan(awgn, float(min(max(level, lo), hi)) if hi > lo else level, est)
+
+    def run(self, plan: Plan, image: np.ndarray) -> np.ndarray:
+        """Denoise `image` as `plan` says (gray images through a color photo model as gray RGB)."""
+        hwc, was_2d = as_hwc(image)
+        if plan.model.channels == 3 and hwc.shape[-1] in (1, 2):
+            p = Prepared(*split_alpha(hwc), was_2d)
+            return p.finish(plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma).mean(axis=-1, keepdims=True))
+        return plan.model.denoise(image, plan.sigma)
+
+    def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
+        """Denoise with the model that suits the image and its noise."""
+        return self.run(self.plan(image, sigma), image)
+
+
+def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0, repeats: int = 3) -> float:
+    """Median wall seconds of `denoiser.denoise(image, sigma)` after one untimed warm-up call."""
+    import time
+
+    denoiser.denoise(image, sigma)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        denoiser.denoise(image, sigma)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def photo_level() -> BlindLevel:
+    """The level `default` gives the gray/color model for a photo's noise: 6 + 3 x the white-noise estimate
+    on every second pixel. Fitted to the best fixed sigma of `color` per crop on the first 22 PolyU Canon
+    crops; on the other 33 it scores 39.73 dB against `photo`'s 39.35 and `color` at sigma 10's 39.77
+    (docs/training.md, "The photo model")."""
+    return BlindLevel(stride=2, scale=3.0, offset=6.0)

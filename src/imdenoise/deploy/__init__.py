@@ -1,0 +1,1 @@
+"""Deployment: int8 quantization and channel pruning of trained models."""

@@ -1,0 +1,1 @@
+"""Benchmarks: noisy inputs, PSNR/SSIM over datasets, reports and figures."""

@@ -1,0 +1,1 @@
+"""Image files: reading and writing (images), format sniffing and suffixes (formats), dataset folders (datasets)."""

@@ -1,0 +1,1 @@
+"""Noise: synthetic noise models (models), the camera pipeline, and noise-level estimation."""

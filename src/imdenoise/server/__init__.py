@@ -1,0 +1,1 @@
+"""The web service: the FastAPI app, the job runner and the network checks."""

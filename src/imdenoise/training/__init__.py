@@ -1,0 +1,1 @@
+"""Training: config, trainer, data, modes, losses, logging, validation, checkpoints."""
