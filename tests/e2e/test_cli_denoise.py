@@ -172,6 +172,32 @@ def test_denoise_says_what_it_did_in_text_json_or_nothing(noisy_png: tuple[Path,
     assert proc.returncode == 0 and proc.stdout == "" and (tmp_path / "c.png").is_file()
 
 
+def test_a_photo_says_the_level_it_was_denoised_at(tmp_path: Path) -> None:
+    """A camera photo's noise is reported at its stride-2 level and denoised at the photo rule's level:
+    the line says both, and the JSON record carries `denoised_at`."""
+    import json
+
+    from PIL import Image
+
+    from imdenoise.denoisers.network import photo_level
+    from imdenoise.io.images import read_image
+    from imdenoise.noise.models import parse_noise
+
+    clean = read_image(Path(__file__).resolve().parents[2] / "src" / "imdenoise" / "assets" / "sample.png").data
+    clean = clean[:160, :160, :3]
+    noisy, _, _ = parse_noise("camera:shot=0.002,luma=1.5,chroma=3,quality=95").sample_pair(clean, np.random.default_rng(0))
+    src = tmp_path / "photo.png"
+    Image.fromarray(np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(src)
+    proc = run("denoise", str(src), "-o", str(tmp_path / "a.png"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    expected = photo_level().of(read_image(src).data)
+    assert record["model"] == "color" and record["noise"].startswith("correlated"), record
+    assert record["denoised_at"] == pytest.approx(expected, abs=0.01) and record["denoised_at"] > record["sigma"]
+    line = run("denoise", str(src), "-o", str(tmp_path / "b.png")).stdout
+    assert f"denoised at {record['denoised_at']:g}" in line, line
+
+
 def test_several_inputs_into_one_image_name_says_so(noisy_png: tuple[Path, np.ndarray], tmp_path: Path) -> None:
     src, _ = noisy_png
     other = tmp_path / "two.png"

@@ -170,7 +170,10 @@ def plan_report(plan) -> dict:
     e = plan.estimate
     if e is None:
         return {"model": plan.model.name, "noise": "gaussian", "sigma": plan.sigma, "sigma_source": "given"}
-    return {"model": plan.model.name, "noise": e.kind, "sigma": round(float(e.level), 2), "sigma_source": "estimated"}
+    report = {"model": plan.model.name, "noise": e.kind, "sigma": round(float(e.level), 2), "sigma_source": "estimated"}
+    if plan.sigma is not None and abs(plan.sigma - e.level) >= 0.05:  # a photo's level rule, or a clamp
+        report["denoised_at"] = round(float(plan.sigma), 2)
+    return report
 
 
 def method_report(denoiser, image, sigma: float | None) -> dict:
@@ -200,7 +203,8 @@ def report_line(r: dict) -> str:
     """The one line `denoise` prints per image."""
     noise = f", {r['noise']} noise" if r["noise"] else ""
     pages = f", {r['pages']} pages" if r["pages"] > 1 else ""
-    return (f"{r['input']} -> {r['output']}: {r['model']}{noise}, level {r['sigma']:g} ({r['sigma_source']}), "
+    used = f", denoised at {r['denoised_at']:g}" if r.get("denoised_at") is not None else ""
+    return (f"{r['input']} -> {r['output']}: {r['model']}{noise}, level {r['sigma']:g} ({r['sigma_source']}){used}, "
             f"{r['width']}x{r['height']}x{r['channels']}{pages}, {r['seconds']:.2f} s")
 
 
