@@ -124,8 +124,8 @@ def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDe
     """A photo model trained on `data.blind_level` levels is given that rule's level, blind: by
     `default` (reusing its estimate), by itself, and not the white-noise estimate clamped."""
     from imdenoise.models.weights import ModelCard
-    from imdenoise.noise import parse_noise
     from imdenoise.noise.estimation import BlindLevel, estimate_noise, estimate_sigma
+    from imdenoise.noise.models import parse_noise
 
     rule = BlindLevel(stride=2, scale=3.0, offset=6.0, max_level=40.0)
     card = ModelCard(name="photo", architecture="unet", in_channels=3, noise_range=(0.0, 40.0), blind_level=rule)
