@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from imdenoise.arrays import checked_sigma
+from imdenoise.arrays import checked_sigma, rgb_to_gray
 from imdenoise.denoisers.base import Prepared, as_hwc, prepare, split_alpha
 from imdenoise.denoisers.ensemble import ENSEMBLE_SIZES, self_ensemble
 from imdenoise.denoisers.tiling import run_tiled
@@ -245,7 +245,8 @@ class AutoDenoiser:
         hwc, was_2d = as_hwc(image)
         if plan.model.channels == 3 and hwc.shape[-1] in (1, 2):
             p = Prepared(*split_alpha(hwc), was_2d)
-            return p.finish(plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma).mean(axis=-1, keepdims=True))
+            rgb = plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma)
+            return p.finish(rgb_to_gray(rgb)[..., None])
         return plan.model.denoise(image, plan.sigma)
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
