@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from imdenoise.denoisers.base import prepare
 from imdenoise.errors import ConfigError, ImDenoiseError
 from imdenoise.models.zeroshot_net import ZeroShotNet
+from imdenoise.optim import optimizer_step
 from imdenoise.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -210,9 +211,7 @@ def fit(noisy: torch.Tensor, settings: dict[str, Any], *, features: int = 48, se
     for it in range(total):
         batch = _random_crops(even, patch, gen) if patch else even
         loss = zeroshot_loss(model, batch, settings["precision"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(loss, opt, model.parameters())
         sched.step()
         losses.append(float(loss.detach()))
         bar.update(1)

@@ -21,6 +21,7 @@ from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.pruning import apply_pruned_shapes, prunable_blocks, prune_channels  # noqa: F401
 from imdenoise.models.weights import ModelCard
+from imdenoise.optim import optimizer_step
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, b
         y = torch.stack([d["target"] for d in items])
         s = torch.stack([d["sigma"] for d in items])
         loss = torch.nn.functional.l1_loss(model(x, s), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(loss, opt, model.parameters())
         losses.append(loss.item())
         if step % 50 == 0 or step == steps - 1:
             log.info("fine-tune step %d/%d  L1 %.4f", step + 1, steps, float(np.mean(losses[-50:])))

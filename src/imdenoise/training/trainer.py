@@ -16,6 +16,7 @@ from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.registry import build_model, get_architecture
+from imdenoise.optim import optimizer_step
 from imdenoise.paths import portable
 from imdenoise.precision import autocast
 from imdenoise.training import checkpoints as ckpt
@@ -183,13 +184,8 @@ class Trainer:
         if not torch.isfinite(loss):
             raise TrainingDivergedError(f"loss is {loss.item()} at step {self.step}: training diverged "
                                         f"(lower optim.lr or enable optim.grad_clip); last good checkpoint kept")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.cfg.optim.grad_clip:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        optimizer_step(loss, self.optimizer, self.model.parameters(), scaler=self.scaler,
+                       grad_clip=self.cfg.optim.grad_clip or 0.0)
         self.scheduler.step()
         self._ema_update()
         return loss.item()
