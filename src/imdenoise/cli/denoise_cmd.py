@@ -14,6 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
+from imdenoise.denoisers.options import InferenceOptions
 from imdenoise.errors import ImageReadError, ImDenoiseError
 from imdenoise.io.formats import IMAGE_SUFFIXES
 from imdenoise.io.images import Image
@@ -83,6 +84,9 @@ def _release(frame: Image, result: np.ndarray, estimate: Any = None) -> np.ndarr
     return result
 
 
+_RUN = InferenceOptions()  # the library's defaults, shown in --help and never restated here
+
+
 def denoise(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
@@ -90,11 +94,11 @@ def denoise(
     method: Optional[str] = typer.Option(None, "--method", help="Classical method (mean, median, gaussian, wavelet, nlm, tv, bm3d) or zeroshot."),
     sigma: Optional[float] = typer.Option(None, "--sigma", "-s", help="Noise level on the 0-255 scale; estimated when omitted."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain .pt/.pth state dict."),
-    tile: int = typer.Option(1024, "--tile", help="Tile size for large images (memory bound); 0 = never tile."),
-    overlap: int = typer.Option(64, "--overlap", help="Tile overlap in pixels."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU computes it natively)."),
-    ensemble: int = typer.Option(1, "--ensemble", help="Average 1 (off), 2, 4 or 8 flipped/rotated passes "
+    tile: int = typer.Option(_RUN.tile, "--tile", help="Tile size for large images (memory bound); 0 = never tile."),
+    overlap: int = typer.Option(_RUN.overlap, "--overlap", help="Tile overlap in pixels."),
+    device: str = typer.Option(_RUN.device, "--device", help="auto, cpu, cuda or mps."),
+    precision: str = typer.Option(_RUN.precision, "--precision", help="fp32, bf16 (autocast) or auto (bf16 where the CPU computes it natively)."),
+    ensemble: int = typer.Option(_RUN.ensemble, "--ensemble", help="Average 1 (off), 2, 4 or 8 flipped/rotated passes "
                                  "(geometric self-ensemble: about +0.1 dB at N times the time)."),
     backend: str = typer.Option("torch", "--backend", help="torch or onnxruntime (for .onnx files)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch."),

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from imdenoise.denoisers.options import ATOL, OPSET
+from imdenoise.deploy.options import INT8, PRUNE
 from imdenoise.errors import ImDenoiseError
 
 
@@ -14,14 +16,14 @@ def export(
     model: str = typer.Argument(..., help="Weights file (.safetensors), shipped model name, or architecture name."),
     output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
     quantize: str = typer.Option("none", "--quantize", help="'none' or 'int8' (also writes the int8 model)."),
-    method: str = typer.Option("static", "--method", help="int8 method: 'static' (calibrated) or 'dynamic'."),
+    method: str = typer.Option(INT8.method, "--method", help="int8 method: 'static' (calibrated) or 'dynamic'."),
     calib_dir: Optional[Path] = typer.Option(None, "--calib-dir", help="Training images for int8 calibration [default: the bundled sample photos]."),
-    calib_images: int = typer.Option(16, "--calib-images", help="Number of calibration images."),
-    calibration: str = typer.Option("percentile", "--calibration", help="minmax, percentile or entropy."),
+    calib_images: int = typer.Option(INT8.images, "--calib-images", help="Number of calibration images."),
+    calibration: str = typer.Option(INT8.calibration, "--calibration", help="minmax, percentile or entropy."),
     channels: int = typer.Option(1, "--channels", help="Input channels when MODEL is an architecture name."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Architecture of a plain .pt state dict."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset (17 or newer)."),
-    atol: float = typer.Option(1e-4, "--atol", help="Max allowed |onnxruntime - torch| in the check."),
+    opset: int = typer.Option(OPSET, "--opset", help="ONNX opset (17 or newer)."),
+    atol: float = typer.Option(ATOL, "--atol", help="Max allowed |onnxruntime - torch| in the check."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
     """Export a model to ONNX (dynamic batch/height/width), checked against PyTorch before writing."""
@@ -61,16 +63,16 @@ def export(
 def prune(
     model: str = typer.Argument(..., help="Weights file (.safetensors), shipped model name, or architecture name."),
     output: Path = typer.Option(..., "-o", "--output", help="Pruned weights file (.safetensors) to write."),
-    keep: float = typer.Option(0.7, "--keep", help="Fraction of inner channels kept in each block (0-1]."),
-    steps: int = typer.Option(300, "--steps", help="Fine-tuning steps after pruning (0: none)."),
-    lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate."),
-    batch: int = typer.Option(8, "--batch", help="Fine-tuning batch size."),
-    patch: int = typer.Option(64, "--patch", help="Fine-tuning patch size."),
-    noise: str = typer.Option("gaussian:0-55", "--noise", help="Fine-tuning noise model."),
-    train_dir: Optional[Path] = typer.Option(None, "--train-dir", help="Training images (default: shared train set)."),
+    keep: float = typer.Option(PRUNE.keep, "--keep", help="Fraction of inner channels kept in each block (0-1]."),
+    steps: int = typer.Option(PRUNE.steps, "--steps", help="Fine-tuning steps after pruning (0: none)."),
+    lr: float = typer.Option(PRUNE.lr, "--lr", help="Fine-tuning learning rate."),
+    batch: int = typer.Option(PRUNE.batch, "--batch", help="Fine-tuning batch size."),
+    patch: int = typer.Option(PRUNE.patch, "--patch", help="Fine-tuning patch size."),
+    noise: str = typer.Option(PRUNE.noise, "--noise", help="Fine-tuning noise model."),
+    train_dir: Optional[Path] = typer.Option(None, "--train-dir", help="Training images [default: $IMDENOISE_DATASETS's training set for the channels]."),
     eval_dir: Optional[Path] = typer.Option(None, "--eval-dir", help="Images for PSNR before/after (e.g. BSD68)."),
-    eval_limit: int = typer.Option(8, "--eval-limit", help="Number of evaluation images."),
-    sigma: float = typer.Option(25.0, "--sigma", help="Noise level of the PSNR evaluation (0-255)."),
+    eval_limit: int = typer.Option(PRUNE.eval_limit, "--eval-limit", help="Number of evaluation images."),
+    sigma: float = typer.Option(PRUNE.sigma, "--sigma", help="Noise level of the PSNR evaluation (0-255)."),
     channels: int = typer.Option(1, "--channels", help="Input channels when MODEL is an architecture name."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from imdenoise.errors import ConfigError
+from imdenoise.server.settings import ServerSettings
 
 GUARDED_PROTOCOL = "imdenoise.server.net:GuardedHTTPProtocol"  # connection cap and head deadline
 
@@ -34,21 +35,25 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; {hint}") from None
 
 
+# the library's defaults, shown in --help and never restated here
+_S = {name: f.default for name, f in ServerSettings.model_fields.items()}
+
+
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, help="Worker processes; each loads its own models and has its own limits."),
-    max_bytes: int = typer.Option(25 * 2**20, "--max-bytes", help="Largest accepted upload in bytes (413 above)."),
-    max_pixels: int = typer.Option(25_000_000, "--max-pixels", help="Largest accepted image, width x height (413 above)."),
-    max_jobs: int = typer.Option(2, "--max-jobs", help="Jobs denoised at once, per worker."),
-    queue: int = typer.Option(8, "--queue", help="Jobs waiting beyond --max-jobs; more get 503 with Retry-After."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds a job may take, waiting included (503 after)."),
+    host: str = typer.Option(_S["host"], help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(_S["port"], help="TCP port."),
+    workers: int = typer.Option(_S["workers"], help="Worker processes; each loads its own models and has its own limits."),
+    max_bytes: int = typer.Option(_S["max_bytes"], "--max-bytes", help="Largest accepted upload in bytes (413 above)."),
+    max_pixels: int = typer.Option(_S["max_pixels"], "--max-pixels", help="Largest accepted image, width x height (413 above)."),
+    max_jobs: int = typer.Option(_S["max_jobs"], "--max-jobs", help="Jobs denoised at once, per worker."),
+    queue: int = typer.Option(_S["queue"], "--queue", help="Jobs waiting beyond --max-jobs; more get 503 with Retry-After."),
+    timeout: float = typer.Option(_S["timeout"], "--timeout", help="Seconds a job may take, waiting included (503 after)."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated methods to offer (default: all)."),
     tmp_dir: Optional[Path] = typer.Option(None, "--tmp-dir", help="Where per-job private temp folders go."),
-    limit_concurrency: int = typer.Option(200, "--limit-concurrency", help="Open connections at most, per worker "
+    limit_concurrency: int = typer.Option(_S["limit_concurrency"], "--limit-concurrency", help="Open connections at most, per worker "
                                           "(past it the oldest one that has sent no request is closed); "
                                           "keep it well under `ulimit -n`."),
-    timeout_keep_alive: int = typer.Option(5, "--timeout-keep-alive", help="Seconds an idle connection, or one "
+    timeout_keep_alive: int = typer.Option(_S["timeout_keep_alive"], "--timeout-keep-alive", help="Seconds an idle connection, or one "
                                            "that has not sent its request head yet, stays open."),
     root_path: str = typer.Option("", "--root-path", help="URL prefix when a reverse proxy serves this at a sub-path."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),

@@ -12,8 +12,9 @@ from typing import Callable
 
 import torch
 
+from imdenoise.denoisers.options import ENSEMBLE_SIZES  # noqa: F401 (re-exported)
+
 NetFn = Callable[[torch.Tensor], torch.Tensor]
-ENSEMBLE_SIZES = (1, 2, 4, 8)
 # (quarter turns, flip) of each variant, in the order the sizes take them
 _VARIANTS = [(0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from imdenoise.atomic import write_bytes_atomic
 from imdenoise.denoisers.ensemble import self_ensemble
 from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, NetworkDenoiser
+from imdenoise.denoisers.options import ATOL, OPSET  # noqa: F401 (re-exported)
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
@@ -31,8 +32,6 @@ from imdenoise.models.weights import CARD_KEY, SHIPPED_ALIASES, ModelCard, load_
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
-ATOL = 1e-4
 CHECK_SIZES: tuple[tuple[int, int, int], ...] = ((1, 37, 53), (2, 61, 29), (1, 83, 71))
 
 

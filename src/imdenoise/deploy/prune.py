@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from imdenoise.deploy.options import PRUNE
 from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.pruning import apply_pruned_shapes, prunable_blocks, prune_channels  # noqa: F401
@@ -26,8 +27,8 @@ from imdenoise.optim import optimizer_step
 log = logging.getLogger(__name__)
 
 
-def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, batch: int = 8, patch: int = 64,
-              lr: float = 1e-4, noise: str = "gaussian:0-55", limit: int | None = 200, seed: int = 0) -> list[float]:
+def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = PRUNE.steps, batch: int = PRUNE.batch,
+              patch: int = PRUNE.patch, lr: float = PRUNE.lr, noise: str = PRUNE.noise, limit: int | None = 200, seed: int = 0) -> list[float]:
     """A short supervised fine-tune (Adam, L1) on synthetic-noise patches of a training folder; returns losses."""
     from imdenoise.io.datasets import list_images, load_images
     from imdenoise.training.datasets import SyntheticNoiseDataset
@@ -54,7 +55,7 @@ def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = 300, b
     return losses
 
 
-def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = 25.0, limit: int = 8) -> float:
+def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = PRUNE.sigma, limit: int = PRUNE.eval_limit) -> float:
     """Mean protocol PSNR (BENCHMARK.md AWGN, 8-bit output) of the model on the first `limit` images."""
     from imdenoise.denoisers.network import InferenceOptions, ModelDenoiser
     from imdenoise.evaluation.evaluate import protocol_psnr
@@ -122,9 +123,10 @@ class PruneReport:
         return head + "\n".join("| " + " | ".join(r) + " |" for r in rows)
 
 
-def prune_model(src: str | Path, out: str | Path, keep: float = 0.7, *, steps: int = 300,
-                train_dir: str | Path | None = None, eval_dir: str | Path | None = None, eval_limit: int = 8,
-                sigma: float = 25.0, channels: int = 1, **tune: Any) -> PruneReport:
+def prune_model(src: str | Path, out: str | Path, keep: float = PRUNE.keep, *, steps: int = PRUNE.steps,
+                train_dir: str | Path | None = None, eval_dir: str | Path | None = None,
+                eval_limit: int = PRUNE.eval_limit, sigma: float = PRUNE.sigma, channels: int = 1,
+                **tune: Any) -> PruneReport:
     """Prune a model (weights file or registry name), fine-tune it, measure, and save it as safetensors."""
     from imdenoise.deploy.quantize import default_calibration_dir
     from imdenoise.models.weights import load_network, save_weights

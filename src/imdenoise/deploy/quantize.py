@@ -18,6 +18,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from imdenoise.deploy.options import INT8
 from imdenoise.errors import ImDenoiseError
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,10 @@ class QuantizeReport:
     bytes: int
 
 
-def quantize_int8(fp32_path: str | Path, out: str | Path, *, method: Literal["static", "dynamic"] = "static",
-                  calib_dir: str | Path | None = None, n_images: int = 16, patch: int = 128,
-                  calibration: str = "percentile", keep_float: str = "level0", percentile: float = 99.999,
+def quantize_int8(fp32_path: str | Path, out: str | Path, *,
+                  method: Literal["static", "dynamic"] = INT8.method,  # type: ignore[assignment]
+                  calib_dir: str | Path | None = None, n_images: int = INT8.images, patch: int = 128,
+                  calibration: str = INT8.calibration, keep_float: str = "level0", percentile: float = 99.999,
                   sigmas: Sequence[float] = CALIB_SIGMAS, per_image: int = 1) -> QuantizeReport:
     """int8 copy of an exported fp32 ONNX model (metadata kept), written atomically."""
     import onnx

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from imdenoise.errors import ImageWriteError, ImDenoiseError, UnknownMethodError, WeightsError
 from imdenoise.io import formats as fmts
+from imdenoise.server.settings import DEFAULT_MAX_PIXELS, ServerSettings  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from imdenoise.denoisers.catalog import MethodInfo
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_MAX_PIXELS = 25_000_000  # 25 MP: about 300 MB of float32 RGB per job while it runs
 # Peak memory of one job above the process with its method loaded, decode to encode, blind, as a
 # fixed part (bytes: a tiled network's activations) plus bytes per image pixel, the larger of the
 # gray and colour figures; "preview" is POST /api/v1/preview. Measured through two image sizes by
@@ -65,27 +64,6 @@ def pixel_limit(method: str, max_pixels: int) -> int:
 SUFFIX = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif", "bmp": ".bmp", "npy": ".npy"}
 ACCEPTED = "PNG, JPEG, TIFF, BMP or NPY"
 MEDIA_TYPE = {"png": "image/png", "tiff": "image/tiff"}
-
-
-class ServerSettings(BaseModel):
-    """Every limit of `imdenoise serve`; limits are per worker process."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes (each has its own limits)")
-    max_bytes: int = Field(25 * 2**20, ge=1024, description="largest accepted upload, in bytes")
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="largest accepted image, width x height")
-    max_jobs: int = Field(2, ge=1, le=256, description="jobs running at once (worker threads)")
-    queue: int = Field(8, ge=0, le=10_000, description="jobs waiting beyond max_jobs; more get 503")
-    timeout: float = Field(120.0, gt=0, description="seconds a job may take, waiting time included")
-    methods: list[str] | None = Field(None, description="methods offered (default: all available)")
-    tmp_dir: Path | None = Field(None, description="parent of the per-job private temp folders")
-    limit_concurrency: int = Field(200, ge=1, le=100_000, description="open connections at most (past it the "
-                                   "oldest one not yet sending a request is closed); keep it under ulimit -n")
-    timeout_keep_alive: int = Field(5, ge=1, le=3600, description="seconds an idle connection, or one that "
-                                    "has not sent its request head, stays open")
 
 
 class ServiceError(Exception):
