@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -354,3 +355,29 @@ def test_pruned_card_drops_parent_figures(tmp_path, datasets_dir):
     rep2 = prune_model(parent, tmp_path / "p2.safetensors", 0.5, steps=0)
     got2 = read_card(rep2.path)
     assert got2.psnr == {} and "prune_eval" not in (got2.model_extra or {})
+
+
+def test_prune_fine_tune_runs_through_the_training_loop(tmp_path):
+    """The pruned net is fine-tuned by the Trainer itself (one training loop): it keeps its pruned
+    shapes, learns (the logged L1 falls), and leaves no run folder behind."""
+    from PIL import Image
+
+    from imdenoise.deploy.prune import fine_tune
+    from imdenoise.io.images import read_image
+    from imdenoise.models.pruning import prune_channels
+
+    sample = read_image(Path(__file__).resolve().parents[2] / "src" / "imdenoise" / "assets" / "sample.png").data
+    gray = np.round(sample[..., :3].mean(axis=-1) * 255).astype(np.uint8)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for k in range(4):
+        Image.fromarray(gray[80 * k:80 * k + 96, :96]).save(folder / f"{k}.png")
+    torch.manual_seed(0)
+    model = build_model("unet", widths=(8, 16))
+    prune_channels(model, 0.5)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    before = set(Path(tempfile.gettempdir()).glob("imdenoise-prune-*"))
+    losses = fine_tune(model, folder, steps=60, batch=4, patch=32, lr=3e-3, noise="gaussian:25")
+    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0], losses
+    assert {k: v.shape for k, v in model.state_dict().items()} == shapes
+    assert set(Path(tempfile.gettempdir()).glob("imdenoise-prune-*")) == before

@@ -22,37 +22,39 @@ from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.pruning import apply_pruned_shapes, prunable_blocks, prune_channels  # noqa: F401
 from imdenoise.models.weights import ModelCard
-from imdenoise.optim import optimizer_step
 
 log = logging.getLogger(__name__)
 
 
 def fine_tune(model: DenoisingNet, train_dir: str | Path, *, steps: int = PRUNE.steps, batch: int = PRUNE.batch,
-              patch: int = PRUNE.patch, lr: float = PRUNE.lr, noise: str = PRUNE.noise, limit: int | None = 200, seed: int = 0) -> list[float]:
-    """A short supervised fine-tune (Adam, L1) on synthetic-noise patches of a training folder; returns losses."""
-    from imdenoise.io.datasets import list_images, load_images
-    from imdenoise.training.datasets import SyntheticNoiseDataset
+              patch: int = PRUNE.patch, lr: float = PRUNE.lr, noise: str = PRUNE.noise,
+              limit: int | None = 200, seed: int = 0) -> list[float]:
+    """A short supervised fine-tune (Adam, L1, constant rate, no EMA or clipping) on synthetic-noise patches
+    of a training folder, run by the training loop (`Trainer`) in a temporary run folder; returns the
+    logged losses."""
+    import json
+    import tempfile
+
+    from imdenoise.training.config import load_config
+    from imdenoise.training.trainer import Trainer
 
     if steps <= 0:
         return []
     if "test" in Path(train_dir).parts:
         raise ImDenoiseError(f"{train_dir}: refusing to fine-tune on a test set")
-    images = load_images(list_images(train_dir)[:limit], model.in_channels)
-    data = SyntheticNoiseDataset(images, [noise], patch, seed)
-    model.train().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack Module.to(memory_format=)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    for step in range(steps):
-        items = [data[step * batch + i] for i in range(batch)]
-        x = torch.stack([d["noisy"] for d in items]).contiguous(memory_format=torch.channels_last)
-        y = torch.stack([d["target"] for d in items])
-        s = torch.stack([d["sigma"] for d in items])
-        loss = torch.nn.functional.l1_loss(model(x, s), y)
-        optimizer_step(loss, opt, model.parameters())
-        losses.append(loss.item())
-        if step % 50 == 0 or step == steps - 1:
-            log.info("fine-tune step %d/%d  L1 %.4f", step + 1, steps, float(np.mean(losses[-50:])))
-    return losses
+    with tempfile.TemporaryDirectory(prefix="imdenoise-prune-") as tmp:
+        raw = {
+            "name": "prune-fine-tune", "output_dir": tmp,
+            "data": {"train": [str(Path(train_dir).resolve())], "channels": model.in_channels, "noise": [noise],
+                     "patch_size": patch, "batch_size": batch, "workers": 0, "holdout": 0, "limit": limit},
+            "optim": {"steps": steps, "optimizer": "adam", "lr": lr, "schedule": "constant", "warmup_steps": 0,
+                      "grad_clip": None, "ema": None, "precision": "fp32", "loss": "l1", "seed": seed, "threads": None},
+            "log": {"every": 10, "val_every": steps, "ckpt_every": steps, "tensorboard": False, "progress": False,
+                    "images_every": steps + 1},
+        }
+        Trainer(load_config(raw=raw), model=model).fit()
+        records = [json.loads(line) for line in (Path(tmp) / "train_log.jsonl").read_text().splitlines()]
+    return [float(r["loss"]) for r in records if "loss" in r]
 
 
 def eval_psnr(model: DenoisingNet, folder: str | Path, sigma: float = PRUNE.sigma, limit: int = PRUNE.eval_limit) -> float:

@@ -53,7 +53,10 @@ def _dist_env() -> tuple[int, int, int]:
 class Trainer:
     """Builds model, data and optimizer from a config; `fit()` trains, checkpoints, resumes, exports."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = False,
+                 model: DenoisingNet | None = None) -> None:
+        """`model`: train this network (e.g. a pruned one, whose shapes no registry config describes)
+        instead of building `cfg.model`'s architecture."""
         self.cfg = cfg
         self.run_dir = Path(run_dir or cfg.output_dir)
         self.rank, self.world, local_rank = _dist_env()
@@ -69,8 +72,9 @@ class Trainer:
                                   f"`imdenoise train --restart {self.run_dir}` (deletes its checkpoints and logs), "
                                   f"or choose another output_dir")
         torch.manual_seed(cfg.optim.seed)
-        self.model = build_model(cfg.model.architecture, in_channels=cfg.data.channels, **cfg.model.config)
-        if cfg.model.init_weights:
+        self.model = model if model is not None else build_model(cfg.model.architecture, in_channels=cfg.data.channels,
+                                                                 **cfg.model.config)
+        if cfg.model.init_weights and model is None:
             from imdenoise.models.grow import load_grown
             from imdenoise.models.weights import SHIPPED_DIR, load_model
 
