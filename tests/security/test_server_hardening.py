@@ -147,9 +147,6 @@ def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch)
     assert len(decoded) == 2  # the refused image was never decoded
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25, left open: color, gray, photo, bm3d and zeroshot are not measured "
-                   "yet (they count as 'default'); run `python benchmarks/hardening.py server-bpp --methods "
-                   "color,gray,photo,bm3d,zeroshot`, add the rows to JOB_MEMORY and remove this marker")
 def test_every_offered_method_has_a_measured_figure() -> None:
     from imdenoise.denoisers.catalog import available_methods
 
