@@ -121,11 +121,11 @@ def test_upload_is_handed_to_the_job_as_a_file_not_bytes(app, monkeypatch) -> No
 
 
 def test_pixel_limit_follows_each_methods_bytes_per_pixel(tmp_path, monkeypatch) -> None:
-    """A method measured at twice the budget method's memory per pixel gets half the pixels, a fixed
-    part counts against the same budget; an image
+    """A method measured at twice the costliest shipped network's memory per pixel gets half the pixels,
+    a fixed part counts against the same budget; an image
     over its limit is refused with 413 from the header, naming the method and the limit."""
-    table = {**server_jobs.JOB_MEMORY, "default": (0.0, 20.0), "gaussian": (0.0, 40.0), "mean": (0.0, 1.0),
-             "nlm": (100_000.0, 10.0)}
+    table = {**server_jobs.JOB_MEMORY, "default": (0.0, 20.0), "color": (0.0, 10.0), "gray": (50_000.0, 10.0),
+             "photo": (0.0, 5.0), "gaussian": (0.0, 40.0), "mean": (0.0, 1.0), "nlm": (100_000.0, 10.0)}
     monkeypatch.setattr(server_jobs, "JOB_MEMORY", table)
     assert server_jobs.job_budget(10_000) == 200_000
     assert server_jobs.pixel_limit("gaussian", 10_000) == 5_000
