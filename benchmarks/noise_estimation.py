@@ -35,8 +35,8 @@ def routing(datasets: Path, sigmas: list[float]) -> None:
     print("|---|---|---|---|---|---|---|")
 
     def row(name: str, noise: str, estimates: list) -> None:
-        r = np.array([e.sigma_coarse / max(e.sigma, 1e-9) for e in estimates])
-        s1 = min(e.sigma for e in estimates)
+        r = np.array([e.sigma_coarse / max(e.fine, 1e-9) for e in estimates])
+        s1 = min(e.fine for e in estimates)
         print(f"| {name} | {noise} | {len(r)} | {np.median(r):.2f} | {r.max():.2f} | {s1:.2f} | "
               f"{sum(e.photo_like for e in estimates)} |", flush=True)
 

@@ -179,7 +179,7 @@ def test_a_photo_says_the_level_it_was_denoised_at(tmp_path: Path) -> None:
 
     from PIL import Image
 
-    from imdenoise.denoisers.network import photo_level
+    from imdenoise.denoisers.network import photo_rule
     from imdenoise.io.images import read_image
     from imdenoise.noise.models import parse_noise
 
@@ -191,7 +191,7 @@ def test_a_photo_says_the_level_it_was_denoised_at(tmp_path: Path) -> None:
     proc = run("denoise", str(src), "-o", str(tmp_path / "a.png"), "--json")
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
-    expected = photo_level().of(read_image(src).data)
+    expected = photo_rule().of(read_image(src).data)
     assert record["model"] == "color" and record["noise"].startswith("correlated"), record
     assert record["denoised_at"] == pytest.approx(expected, abs=0.01) and record["denoised_at"] > record["sigma"]
     line = run("denoise", str(src), "-o", str(tmp_path / "b.png")).stdout

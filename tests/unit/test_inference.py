@@ -109,7 +109,7 @@ def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_mod
     assert plan.model is color and plan.sigma == pytest.approx(25, rel=0.1) and "white" in plan.describe()
     camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(clean, rng)
     plan = auto.plan(camera)
-    assert plan.model is photo and plan.sigma is None and "correlated" in plan.describe()
+    assert plan.model is photo and plan.sigma is None and plan.estimate.photo_like and "white" not in plan.describe()
     assert auto.plan(camera, sigma=10).model is color  # a given sigma means white noise of that level
     # a gray photo goes through the colour photo model as gray RGB and comes back gray, alpha kept
     gray = np.concatenate([camera[..., :1], np.full(camera.shape[:2] + (1,), 0.7, np.float32)], axis=-1)
@@ -119,6 +119,46 @@ def test_default_sends_photos_to_the_photo_model_and_white_noise_to_the_awgn_mod
     expected = rgb_to_gray(photo.denoise(np.repeat(gray[..., :1], 3, axis=-1)))  # the one luma formula
     assert np.allclose(out[..., 0], expected, atol=1e-6)
     assert auto.denoise(camera[..., 0]).shape == camera.shape[:2]
+
+
+def test_pixel_shuffled_puts_every_pixel_back_in_place() -> None:
+    """Each of the 4 sub-images (odd sizes: 4x5, 4x4, 3x5, 3x4) is denoised once and lands where it came
+    from; gray stays 2-D; an image under 4 pixels a side is denoised whole."""
+    from imdenoise.denoisers.shuffle import pixel_shuffled
+
+    seen: list[tuple[int, ...]] = []
+
+    def double(sub: np.ndarray, sigma: float | None) -> np.ndarray:
+        seen.append(sub.shape)
+        assert sigma == 5.0 and (sub.flags.c_contiguous or sub.shape == (3, 3, 3))
+        return sub * 2
+
+    image = np.random.default_rng(0).random((7, 9, 3)).astype(np.float32)
+    assert np.array_equal(pixel_shuffled(double, image, 5.0), image * 2)
+    assert sorted(seen) == [(3, 4, 3), (3, 5, 3), (4, 4, 3), (4, 5, 3)]
+    assert np.array_equal(pixel_shuffled(double, image[..., 0], 5.0), image[..., 0] * 2)
+    seen.clear()
+    assert pixel_shuffled(double, image[:3, :3], 5.0).shape == (3, 3, 3) and seen == [(3, 3, 3)]
+
+
+def test_default_runs_photos_on_pixel_shuffled_sub_images(tiny: ModelDenoiser) -> None:
+    """A photo's plan says shuffle 2 and runs the color model on the sub-images at the rule's level; white
+    noise and a given sigma run on the whole image."""
+    from imdenoise.denoisers.network import PhotoRule
+    from imdenoise.denoisers.shuffle import pixel_shuffled
+    from imdenoise.noise.models import parse_noise
+
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color", options=InferenceOptions(tile=None))
+    rule = PhotoRule(offset=5.0, scale=2.0)
+    auto = AutoDenoiser(tiny, color, photo_rule=rule)
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
+        _photo_scene(), np.random.default_rng(1))
+    plan = auto.plan(camera)
+    assert plan.model is color and plan.shuffle == 2 and "pixel-shuffled" in plan.describe()
+    assert plan.sigma == pytest.approx(5.0 + 2.0 * plan.estimate.sigma_coarse) == pytest.approx(rule.of(camera))
+    assert np.array_equal(auto.run(plan, camera), pixel_shuffled(color.denoise, camera, plan.sigma))
+    white = np.clip(_photo_scene() + np.random.default_rng(2).normal(0, 25 / 255, (128, 160, 3)), 0, 1).astype(np.float32)
+    assert auto.plan(white).shuffle == 1 and auto.plan(camera, sigma=10).shuffle == 1
 
 
 def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDenoiser) -> None:

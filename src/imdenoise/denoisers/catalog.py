@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from imdenoise.denoisers.base import Denoiser
-from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser, photo_level
+from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, ModelDenoiser, photo_rule
 from imdenoise.errors import ImDenoiseError, UnknownMethodError
 from imdenoise.models.weights import SHIPPED_ALIASES, SHIPPED_DIR, load_model, read_card, shipped_path
 
@@ -43,7 +43,7 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
         gray, color = (shipped_path(n) for n in SHIPPED_ALIASES[name])
         if gray and color:
             return AutoDenoiser(_load_weights(gray, None, opts), _load_weights(color, None, opts), name=name,
-                                photo_level=photo_level() if name == "default" else None)
+                                photo_rule=photo_rule() if name == "default" else None)
     shipped = shipped_path(name)
     if shipped:
         return _load_weights(shipped, None, opts)

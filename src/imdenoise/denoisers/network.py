@@ -21,10 +21,11 @@ from imdenoise.arrays import checked_sigma, rgb_to_gray
 from imdenoise.denoisers.base import Prepared, as_hwc, prepare, split_alpha
 from imdenoise.denoisers.ensemble import self_ensemble
 from imdenoise.denoisers.options import MIN_TILE, Device, InferenceOptions  # noqa: F401 (re-exported)
+from imdenoise.denoisers.shuffle import pixel_shuffled
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError
 from imdenoise.models.base import DenoisingNet
-from imdenoise.noise.estimation import BlindLevel
+from imdenoise.noise.estimation import NoiseEstimate, estimate_noise
 from imdenoise.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -157,14 +158,17 @@ class Plan:
     model: NetworkDenoiser
     sigma: float | None  # handed to the model (None: the model is blind)
     estimate: Any = None  # the NoiseEstimate of a blind run, else None
+    shuffle: int = 1  # > 1: the model runs on the shuffle x shuffle pixel-shuffled sub-images (denoisers/shuffle.py)
 
     def describe(self) -> str:
         """One line for the user: model, noise kind and level."""
         if self.estimate is None:
             return f"model {self.model.name}, sigma {self.sigma:g} (given)"
         e = self.estimate
-        level = f"level {e.level:.1f}" + (f" (white-noise estimate {e.sigma:.1f})" if e.photo_like else "")
+        level = f"level {e.level:.1f}" + (f" (pixel-scale estimate {e.fine:.1f})" if e.photo_like else "")
         used = "" if self.sigma is None or abs(self.sigma - e.level) < 0.05 else f", denoised at {self.sigma:.1f}"
+        if self.shuffle > 1:
+            used += f" on {self.shuffle}x{self.shuffle} pixel-shuffled sub-images"
         return f"model {self.model.name}, {e.kind} noise, {level}{used}"
 
 
@@ -173,13 +177,14 @@ class AutoDenoiser:
 
     Blind, it tells a photo's spatially correlated (or faint) noise from white noise (estimate_noise):
     white noise goes to the gray or color model at the estimated level, photos to the same model at the
-    `photo_level` rule's level (or to a `photo` model, gray ones as gray RGB, read back as gray). A given
-    sigma means white Gaussian noise of that level: the gray or color model."""
+    `photo_rule` (its level, on pixel-shuffled sub-images), or to a `photo` model (gray ones as gray RGB,
+    read back as gray). A given sigma means white Gaussian noise of that level: the gray or color model
+    on the whole image."""
 
     def __init__(self, gray: NetworkDenoiser, color: NetworkDenoiser, photo: NetworkDenoiser | None = None,
-                 name: str = "default", photo_level: BlindLevel | None = None) -> None:
+                 name: str = "default", photo_rule: PhotoRule | None = None) -> None:
         self.name, self.gray, self.color, self.photo = name, gray, color, photo
-        self.photo_level = photo_level
+        self.photo_rule = photo_rule
 
     def pick(self, image: np.ndarray, sigma: float | None = None) -> NetworkDenoiser:
         """The model that suits this image: see :meth:`plan`."""
@@ -196,16 +201,15 @@ class AutoDenoiser:
         awgn = self.awgn_model(hwc)
         if sigma is not None:
             return Plan(awgn, checked_sigma(sigma, self.name))
-        from imdenoise.noise.estimation import estimate_noise
-
         color = prepare(image).color
         est = estimate_noise(color)
         if est.photo_like and self.photo is not None:
             level = self.photo.sigma_for(color, None, est) if self.photo.noise_conditioned else None
             return Plan(self.photo, level, est)
-        level = self.photo_level.of(color, est) if est.photo_like and self.photo_level is not None else est.sigma
+        rule = self.photo_rule if est.photo_like else None
+        level = rule.level(est) if rule is not None else est.sigma
         lo, hi = awgn.noise_range
-        return Plan(awgn, float(min(max(level, lo), hi)) if hi > lo else level, est)
+        return Plan(awgn, float(min(max(level, lo), hi)) if hi > lo else level, est, rule.shuffle if rule else 1)
 
     def run(self, plan: Plan, image: np.ndarray) -> np.ndarray:
         """Denoise `image` as `plan` says (gray images through a color photo model as gray RGB)."""
@@ -214,6 +218,8 @@ class AutoDenoiser:
             p = Prepared(*split_alpha(hwc), was_2d)
             rgb = plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma)
             return p.finish(rgb_to_gray(rgb)[..., None])
+        if plan.shuffle > 1:
+            return pixel_shuffled(plan.model.denoise, image, plan.sigma, plan.shuffle)
         return plan.model.denoise(image, plan.sigma)
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
@@ -234,9 +240,30 @@ def median_seconds(denoiser: Any, image: np.ndarray, sigma: float | None = 25.0,
     return float(np.median(times))
 
 
-def photo_level() -> BlindLevel:
-    """The level `default` gives the gray/color model for a photo's noise: 6 + 3 x the white-noise estimate
-    on every second pixel. Fitted to the best fixed sigma of `color` per crop on the first 22 PolyU Canon
-    crops; on the other 33 it scores 39.73 dB against `photo`'s 39.35 and `color` at sigma 10's 39.77
-    (docs/training.md, "The photo model")."""
-    return BlindLevel(stride=2, scale=3.0, offset=6.0)
+@dataclass(frozen=True)
+class PhotoRule:
+    """How `default` denoises a photo with a white-noise model: at ``offset + scale x`` the stride-2
+    estimate (`NoiseEstimate.sigma_coarse`, which follows a photo's correlated noise), at most
+    ``max_level``, on ``shuffle`` x ``shuffle`` pixel-shuffled sub-images, where that noise is close to
+    white (denoisers/shuffle.py)."""
+
+    offset: float
+    scale: float
+    shuffle: int = 2
+    max_level: float = 55.0
+
+    def level(self, estimate: NoiseEstimate) -> float:
+        """The level for an image of this estimate (0-255 scale)."""
+        return float(min(self.offset + self.scale * estimate.sigma_coarse, self.max_level))
+
+    def of(self, image: np.ndarray) -> float:
+        """The level for `image` (float, [0, 1]), estimated here."""
+        return self.level(estimate_noise(image))
+
+
+def photo_rule() -> PhotoRule:
+    """`default`'s rule for photos: `color` (or `gray`) at 5 + 1.25 x the stride-2 estimate, on 2x2
+    pixel-shuffled sub-images. Fitted on the first 22 PolyU Canon crops over a sweep of fixed levels
+    4-12; on the other 33 it scores 39.88 dB against 39.89 for the best fixed level (7) and 39.77 for
+    `color` at sigma 10 on whole images (docs/training.md, "What `default` does with photos")."""
+    return PhotoRule(offset=5.0, scale=1.25)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from imdenoise.atomic import write_bytes_atomic
 from imdenoise.denoisers.ensemble import self_ensemble
-from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, NetworkDenoiser
+from imdenoise.denoisers.network import AutoDenoiser, InferenceOptions, NetworkDenoiser, photo_rule
 from imdenoise.denoisers.options import ATOL, OPSET  # noqa: F401 (re-exported)
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError, WeightsError
@@ -304,7 +304,8 @@ def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None, ar
     if name in SHIPPED_ALIASES:
         gray, color = SHIPPED_ALIASES[name]
         if shipped_path(gray) and shipped_path(color):
-            return AutoDenoiser(load_onnx(gray, opts), load_onnx(color, opts), name=name)
+            return AutoDenoiser(load_onnx(gray, opts), load_onnx(color, opts), name=name,
+                                photo_rule=photo_rule() if name == "default" else None)
     shipped = shipped_path(name)
     p = shipped or Path(name)
     if p.suffix == ".onnx":

@@ -21,7 +21,7 @@ Two things break the plain estimate on real files, and are handled here:
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,18 +34,18 @@ REGION = 48
 KEEP = 0.25
 
 
-def _patch_moments(region: np.ndarray, patch: int, mean: float = 0.0, exclude_clipped: bool = False
-                   ) -> tuple[int, np.ndarray, np.ndarray]:
-    """(count, sum, sum of outer products) of all overlapping ``patch`` x ``patch`` patches of
-    ``region - mean`` (those holding a sample at exactly 0 or 1 left out if ``exclude_clipped``).
-    Only this region is converted to float64: memory is bounded by the region, not the image."""
+def _patch_moments(region: np.ndarray, patch: int, mean: float = 0.0, exclude_clipped: bool = False,
+                   step: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, sum, sum of outer products) of the overlapping ``patch`` x ``patch`` patches of
+    ``region - mean`` at every ``step``-th position (those holding a sample at exactly 0 or 1 left out if
+    ``exclude_clipped``). Only this region is converted to float64: memory is bounded by the region."""
     if exclude_clipped:
         clipped = (region == 0.0) | (region == 1.0)  # samples at the clip level itself
     region = region.astype(np.float64) - mean
-    windows = np.lib.stride_tricks.sliding_window_view(region, (patch, patch))
+    windows = np.lib.stride_tricks.sliding_window_view(region, (patch, patch))[::step, ::step]
     x = windows.reshape(-1, patch * patch)
     if exclude_clipped and clipped.any():
-        hit = np.lib.stride_tricks.sliding_window_view(clipped, (patch, patch)).any(axis=(-2, -1))
+        hit = np.lib.stride_tricks.sliding_window_view(clipped, (patch, patch))[::step, ::step].any(axis=(-2, -1))
         x = x[~hit.reshape(-1)]
     return x.shape[0], x.sum(axis=0), x.T @ x
 
@@ -78,8 +78,7 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
     if channel.dtype.kind != "f":
         channel = channel.astype(np.float64)
     h, w = channel.shape
-    while patch > 3 and (h - patch + 1) * (w - patch + 1) < 10 * patch * patch:
-        patch -= 1  # small images: smaller patches, so that samples outnumber dimensions
+    patch = _patch_for(h, w, patch)
     if min(h, w) < patch:
         raise ImDenoiseError(f"cannot estimate the noise level of a {channel.shape[1]}x{channel.shape[0]} "
                              "image (at least 3x3 pixels needed); give sigma explicitly")
@@ -88,33 +87,55 @@ def estimate_sigma_channel(channel: np.ndarray, patch: int = PATCH, region: int 
     return _estimate(channel, float(np.mean(channel, dtype=np.float64)), patch, region, keep)
 
 
-def _estimate(channel: np.ndarray, mean: float, patch: int, region: int, keep: float) -> float:
-    """The regional PCA estimate of ``channel - mean``, patches touching a clipped sample left out.
+def _patch_for(h: int, w: int, patch: int = PATCH) -> int:
+    """Small images get smaller patches, so that samples outnumber dimensions."""
+    while patch > 3 and (h - patch + 1) * (w - patch + 1) < 10 * patch * patch:
+        patch -= 1
+    return patch
 
-    Two passes: each region's estimate first (keeping one number per region), then the patch moments
-    of the flattest quarter again, pooled. Keeping every region's 64x64 moment matrix instead took
-    32 kB a region: 0.5 GB per channel of a 36-megapixel image."""
+
+def _estimate(channel: np.ndarray, mean: float, patch: int, region: int, keep: float) -> float:
+    """The regional PCA estimate of ``channel - mean``, patches touching a clipped sample left out."""
+    boxes, chosen, exclude = _flattest(channel, mean, patch, region, keep)
+    return _pooled_sigma([channel[boxes[i]] for i in chosen], mean, patch, exclude)
+
+
+Box = tuple[slice, slice]
+
+
+def _flattest(channel: np.ndarray, mean: float, patch: int, region: int, keep: float, step: int = 1
+              ) -> tuple[list[Box], list[int], bool]:
+    """The first pass: the ``region`` boxes of the channel, the flattest ``keep`` share of them (lowest
+    regional estimates from the patches at every ``step``-th position, one number kept per region) and
+    whether clipped patches are left out.
+    Keeping every region's 64x64 moment matrix instead took 32 kB a region: 0.5 GB per channel of a
+    36-megapixel image."""
     ys, xs = _edges(channel.shape[0], region), _edges(channel.shape[1], region)
     boxes = [(slice(y0, y1), slice(x0, x1)) for y0, y1 in zip(ys[:-1], ys[1:]) for x0, x1 in zip(xs[:-1], xs[1:])]
     exclude, enough, variances = True, [], []
     for i, b in enumerate(boxes):  # regions with enough unclipped patches, and their estimates
-        moments = _patch_moments(channel[b], patch, mean, exclude_clipped=True)
-        if moments[0] >= 2 * patch * patch:
+        moments = _patch_moments(channel[b], patch, mean, exclude_clipped=True, step=step)
+        if moments[0] * step * step >= 2 * patch * patch:
             enough.append(i)
             variances.append(_variance(*moments))
     if not enough:
         exclude, enough = False, list(range(len(boxes)))
-        variances = [_variance(*_patch_moments(channel[b], patch, mean)) for b in boxes] if len(boxes) > 1 else [0.0]
+        variances = [_variance(*_patch_moments(channel[b], patch, mean, step=step)) for b in boxes] if len(boxes) > 1 else [0.0]
     chosen = enough
     if len(enough) > 1:
         chosen = [enough[i] for i in np.argsort(variances)[: max(1, int(round(keep * len(enough))))]]
+    return boxes, chosen, exclude
+
+
+def _pooled_sigma(regions: list[np.ndarray], mean: float, patch: int, exclude: bool) -> float:
+    """The second pass: sigma (0-255) from the patch moments of `regions`, pooled (nan if none is left)."""
     count: int = 0
-    total: Any = 0.0  # then the (patch,) and (patch, patch) sums of the chosen regions
+    total: Any = 0.0  # then the (patch,) and (patch, patch) sums of the regions
     outer: Any = 0.0
-    for i in chosen:
-        n, t, o = _patch_moments(channel[boxes[i]], patch, mean, exclude)
+    for region in regions:
+        n, t, o = _patch_moments(region, patch, mean, exclude)
         count, total, outer = count + n, total + t, outer + o
-    return float(np.sqrt(_variance(count, total, outer)) * 255.0)
+    return float(np.sqrt(_variance(count, total, outer)) * 255.0) if count else float("nan")
 
 
 def estimate_sigma(image: np.ndarray, stride: int = 1) -> float:
@@ -137,23 +158,81 @@ CORRELATION_RATIO = 1.5  # sigma at stride 2 over sigma at stride 1: white noise
 FAINT = 2.0  # white-noise estimates below this (0-255) are a photo's or a clean image's, not AWGN's
 
 
-class NoiseEstimate:
-    """What a blind run knows of an image's noise: its white-noise level and whether it is correlated.
+def screen(image: np.ndarray) -> tuple[float, float]:
+    """(fine, coarse) on the 0-255 scale over the same flat regions, for telling white noise from a photo's
+    at half the cost of `estimate_sigma` (mean over channels).
 
-    The stride-2 estimate is made only when something needs it: a faint white-noise estimate already
-    makes the image photo-like, so routing a typical photo costs one estimate, not two."""
+    The regions (48 pixels) are ranked once, on the every-second-pixel sub-image: ``coarse`` pools the
+    flattest quarter's patches there, where a photo's correlated noise reads much higher than at the
+    pixel scale and white noise the same; ``fine`` pools the same regions at full resolution. Ranked on
+    the sub-image, the selection biases ``coarse`` low, never ``fine``: white noise is not taken for a
+    photo's. Images under 48 pixels a side: `estimate_sigma` twice."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    if min(image.shape[:2]) // 2 < 3 * PATCH:
+        sigma = estimate_sigma(image)
+        return sigma, sigma
+    if not all_finite(image):
+        raise ImDenoiseError("cannot estimate the noise level of an image with NaN or infinite values")
+    fine, coarse = [], []
+    for c in range(image.shape[2]):
+        channel = image[..., c]
+        mean = float(np.mean(channel, dtype=np.float64))
+        sub = channel[::2, ::2]
+        patch = _patch_for(*sub.shape)
+        boxes, chosen, exclude = _flattest(sub, mean, patch, REGION // 2, KEEP)
+        subs = [sub[boxes[i]] for i in chosen]
+        full = [channel[2 * y.start: 2 * y.stop, 2 * x.start: 2 * x.stop] for y, x in (boxes[i] for i in chosen)]
+        f, g = _pooled_sigma(full, mean, patch, exclude), _pooled_sigma(subs, mean, patch, exclude)
+        if not np.isfinite(f):  # every full-scale patch there holds a clipped sample: keep them all
+            f = _pooled_sigma(full, mean, patch, False)
+        fine.append(f)
+        coarse.append(g)
+    return float(np.mean(fine)), float(np.mean(coarse))
+
+
+class NoiseEstimate:
+    """What a blind run knows of an image's noise: whether it is white or a photo's (correlated, or faint),
+    and its level.
+
+    The decision reads `screen` (half of one full estimate's work); the full white-noise estimate
+    (`sigma`) is made only when something needs it: the level of white noise, not a photo's."""
 
     def __init__(self, image: np.ndarray, sigma: float | None = None, sigma_coarse: float | None = None) -> None:
         self._image: np.ndarray | None = image
-        self.sigma = estimate_sigma(image) if sigma is None else float(sigma)  # pixel scale: the AWGN level
+        self._sigma = None if sigma is None else float(sigma)
         self._coarse = sigma_coarse
+        self._fine: float | None = None
+        if sigma is None and sigma_coarse is None:
+            self._fine, self._coarse = screen(image)
+            if min(np.shape(image)[:2]) // 2 < 3 * PATCH:  # `screen` made the whole estimate
+                self._sigma = self._fine
+
+    @property
+    def sigma(self) -> float:
+        """The white-noise (AWGN) level: `estimate_sigma` of the whole image."""
+        if self._sigma is None:
+            self._sigma = estimate_sigma(self._held())
+        return self._sigma
+
+    @property
+    def fine(self) -> float:
+        """The pixel-scale estimate the decision compares with `sigma_coarse`."""
+        return self.sigma if self._fine is None else self._fine
 
     @property
     def sigma_coarse(self) -> float:
-        """The estimate on every second pixel: closer to the level of correlated noise."""
+        """The estimate on every second pixel (over `screen`'s flat regions): closer to the level of
+        correlated noise."""
         if self._coarse is None:
-            self._coarse = estimate_sigma(cast(np.ndarray, self._image), stride=2)
+            self._fine, self._coarse = screen(self._held())
         return self._coarse
+
+    def _held(self) -> np.ndarray:
+        if self._image is None:
+            raise RuntimeError("NoiseEstimate.release() was called: the image is no longer held")
+        return self._image
 
     def release(self) -> None:
         """Drop the reference to the image, so a caller done with it can free it; only estimates already
@@ -163,30 +242,30 @@ class NoiseEstimate:
     @property
     def correlated(self) -> bool:
         """Spatially correlated noise (camera photo, JPEG) rather than white noise."""
-        return self.sigma_coarse > CORRELATION_RATIO * self.sigma
+        return self.sigma_coarse > CORRELATION_RATIO * self.fine
 
     @property
     def photo_like(self) -> bool:
         """Noise of a camera photo (correlated), or too faint to be white Gaussian noise worth the name."""
-        return self.sigma < FAINT or self.correlated
+        return self.fine < FAINT or self.correlated
 
     @property
     def level(self) -> float:
         """The level to report: the coarse estimate for a photo's noise, else the white-noise level."""
-        return max(self.sigma_coarse, self.sigma) if self.photo_like else self.sigma
+        return max(self.sigma_coarse, self.fine) if self.photo_like else self.sigma
 
     @property
     def kind(self) -> str:
         return "correlated (camera-like)" if self.correlated else ("faint" if self.photo_like else "white")
 
     def __repr__(self) -> str:
-        return f"NoiseEstimate(sigma={self.sigma:.3f}, sigma_coarse={self._coarse})"
+        return f"NoiseEstimate(fine={self._fine}, sigma={self._sigma}, sigma_coarse={self._coarse})"
 
 
 def estimate_noise(image: np.ndarray) -> NoiseEstimate:
-    """Estimate at stride 1, and at stride 2 (pixel-shuffled) when the decision needs it: white noise
-    reads the same at both, the correlated noise of real photos much higher at stride 2 (docs/noise.md
-    has the measurements)."""
+    """Estimates at stride 1 and at stride 2 (pixel-shuffled), see `screen`: white noise reads the same
+    at both, the correlated noise of real photos much higher at stride 2 (docs/noise.md has the
+    measurements)."""
     return NoiseEstimate(np.asarray(image, dtype=np.float32))
 
 
