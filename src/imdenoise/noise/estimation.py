@@ -32,6 +32,7 @@ from imdenoise.errors import ImDenoiseError
 PATCH = 8
 REGION = 48
 KEEP = 0.25
+FINE_STEP = 2  # `screen` pools every second full-scale patch position: thousands of patches still
 
 
 def _patch_moments(region: np.ndarray, patch: int, mean: float = 0.0, exclude_clipped: bool = False,
@@ -127,13 +128,14 @@ def _flattest(channel: np.ndarray, mean: float, patch: int, region: int, keep: f
     return boxes, chosen, exclude
 
 
-def _pooled_sigma(regions: list[np.ndarray], mean: float, patch: int, exclude: bool) -> float:
-    """The second pass: sigma (0-255) from the patch moments of `regions`, pooled (nan if none is left)."""
+def _pooled_sigma(regions: list[np.ndarray], mean: float, patch: int, exclude: bool, step: int = 1) -> float:
+    """The second pass: sigma (0-255) from the moments of the patches at every `step`-th position of
+    `regions`, pooled (nan if none is left)."""
     count: int = 0
     total: Any = 0.0  # then the (patch,) and (patch, patch) sums of the regions
     outer: Any = 0.0
     for region in regions:
-        n, t, o = _patch_moments(region, patch, mean, exclude)
+        n, t, o = _patch_moments(region, patch, mean, exclude, step)
         count, total, outer = count + n, total + t, outer + o
     return float(np.sqrt(_variance(count, total, outer)) * 255.0) if count else float("nan")
 
@@ -184,9 +186,9 @@ def screen(image: np.ndarray) -> tuple[float, float]:
         boxes, chosen, exclude = _flattest(sub, mean, patch, REGION // 2, KEEP)
         subs = [sub[boxes[i]] for i in chosen]
         full = [channel[2 * y.start: 2 * y.stop, 2 * x.start: 2 * x.stop] for y, x in (boxes[i] for i in chosen)]
-        f, g = _pooled_sigma(full, mean, patch, exclude), _pooled_sigma(subs, mean, patch, exclude)
+        f, g = _pooled_sigma(full, mean, patch, exclude, FINE_STEP), _pooled_sigma(subs, mean, patch, exclude)
         if not np.isfinite(f):  # every full-scale patch there holds a clipped sample: keep them all
-            f = _pooled_sigma(full, mean, patch, False)
+            f = _pooled_sigma(full, mean, patch, False, FINE_STEP)
         fine.append(f)
         coarse.append(g)
     return float(np.mean(fine)), float(np.mean(coarse))
