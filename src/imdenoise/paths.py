@@ -13,9 +13,15 @@ DATASETS_HINT = (f"the standard sets are not part of the package: put them in on
 
 
 def datasets_root() -> Path:
-    """The standard datasets' folder: $IMDENOISE_DATASETS, else `../shared/datasets` beside the checkout."""
+    """The standard datasets' folder: $IMDENOISE_DATASETS; else, run from a source checkout, the team's
+    `../shared/datasets` beside it; else (an installed package) `datasets` in the working directory."""
     env = os.environ.get(DATASETS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "datasets"
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "src" / "imdenoise").is_dir():
+        return repo.parent / "shared" / "datasets"
+    return Path.cwd() / "datasets"
 
 
 def resolve_data_path(value: str, base: Path | None) -> str:

@@ -313,7 +313,7 @@ def test_plan_sigma_per_kind_of_method():
     """What is estimated, passed and reported, for each kind of method (no heavy model needed)."""
     from types import SimpleNamespace
 
-    from imdenoise.server.jobs import plan_sigma
+    from imdenoise.denoisers.levels import plan_sigma
 
     img = np.random.default_rng(0).normal(0.5, 30 / 255, (64, 64, 1)).astype(np.float32)
     net = SimpleNamespace(noise_conditioned=True, noise_range=(0.0, 20.0))  # the engine's attributes

@@ -120,3 +120,20 @@ def test_perceptual_loss_error_names_the_real_key() -> None:
     with pytest.raises(ConfigError) as e:
         parse_loss("l1 + 0.1*vgg", None)
     assert "optim.vgg_weights" in str(e.value) and "loss_weights" not in str(e.value)
+
+
+def test_datasets_root_is_the_env_then_the_checkouts_neighbour_never_a_guess_inside_site_packages(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$IMDENOISE_DATASETS wins; a source checkout falls back to ../shared/datasets beside it; an installed
+    package (no pyproject.toml above it) to ./datasets, not a folder three levels above site-packages."""
+    import imdenoise.paths as paths
+
+    monkeypatch.setenv(paths.DATASETS_ENV, str(tmp_path / "sets"))
+    assert paths.datasets_root() == tmp_path / "sets"
+    monkeypatch.delenv(paths.DATASETS_ENV)
+    repo = Path(paths.__file__).resolve().parents[2]
+    assert paths.datasets_root() == repo.parent / "shared" / "datasets"
+    installed = tmp_path / "lib" / "python3.11" / "site-packages" / "imdenoise" / "paths.py"
+    monkeypatch.setattr(paths, "__file__", str(installed))
+    monkeypatch.chdir(tmp_path)
+    assert paths.datasets_root() == tmp_path / "datasets"
