@@ -282,6 +282,20 @@ def test_screen_reads_white_noise_alike_at_both_scales() -> None:
         screen(noisy)
 
 
+def test_an_ambiguous_screen_is_decided_on_the_full_estimates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `screen` ratio between AMBIGUOUS and CORRELATION_RATIO is decided again at full cost: white noise
+    stays white, camera noise is correlated, whatever the screen read."""
+    import imdenoise.noise.estimation as est
+
+    clean = _scene(192, 256)
+    white = parse_noise("gaussian:15")(clean, rng(0))
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=95,chroma=3,luma=1.5").sample_pair(clean, rng(0))
+    monkeypatch.setattr(est, "screen", lambda image: (8.0, 8.0 * 1.3))  # ambiguous for both
+    assert not est.estimate_noise(white).correlated and est.estimate_noise(camera).correlated
+    monkeypatch.setattr(est, "screen", lambda image: (8.0, 8.0 * 1.1))  # clearly white: no second look
+    assert not est.estimate_noise(camera).correlated
+
+
 def test_estimate_survives_8bit_clipping() -> None:
     """Clipped 8-bit files: dark and bright regions lose their noise, the estimate must not follow."""
     y, x = np.mgrid[0:256, 0:256].astype(np.float32)

@@ -177,6 +177,8 @@ def plan_report(plan) -> dict:
     report = {"model": plan.model.name, "noise": e.kind, "sigma": round(float(e.level), 2), "sigma_source": "estimated"}
     if plan.sigma is not None and abs(plan.sigma - e.level) >= 0.05:  # a photo's level rule, or a clamp
         report["denoised_at"] = round(float(plan.sigma), 2)
+    if plan.shuffle > 1:  # a photo: the model ran on pixel-shuffled sub-images
+        report["pixel_shuffle"] = plan.shuffle
     return report
 
 
@@ -208,6 +210,8 @@ def report_line(r: dict) -> str:
     noise = f", {r['noise']} noise" if r["noise"] else ""
     pages = f", {r['pages']} pages" if r["pages"] > 1 else ""
     used = f", denoised at {r['denoised_at']:g}" if r.get("denoised_at") is not None else ""
+    if r.get("pixel_shuffle"):
+        used += f" on {r['pixel_shuffle']}x{r['pixel_shuffle']} pixel-shuffled sub-images"
     return (f"{r['input']} -> {r['output']}: {r['model']}{noise}, level {r['sigma']:g} ({r['sigma_source']}){used}, "
             f"{r['width']}x{r['height']}x{r['channels']}{pages}, {r['seconds']:.2f} s")
 
