@@ -336,12 +336,11 @@ def real_table(res: dict) -> str:
                      f"{_seconds(res['dncnn_seconds'])} |")
     name = Path(res["dataset"]).name
     note = (f"\nReal noise: {res['images']} noisy/reference pairs of {name}"
-            f"{' (the first ' + str(res['limit']) + ' by name)' if res['limit'] else ''}, the noisy photo as the "
-            "input (no synthetic noise); PSNR / SSIM of the 8-bit output against the reference, as in "
-            "BENCHMARK.md; `blind`: each method estimates the noise itself, `sigma S`: S given to the method; "
-            f"gain: over the noisy photo's own PSNR. Seconds: median per image ({res['size']} color), "
-            f"{res['threads']} torch thread{'s' if res['threads'] != 1 else ''}, this machine, measured in the same run. Reported rows are quoted, not measured here, and may not "
-            "be on the same images.")
+            f"{' (the first ' + str(res['limit']) + ' by name)' if res['limit'] else ''}, no synthetic noise; "
+            "PSNR / SSIM of the 8-bit output against the reference (BENCHMARK.md); `blind`: the method "
+            "estimates the noise, `sigma S`: S given; gain over the noisy photo. Seconds: median per image "
+            f"({res['size']} color), {res['threads']} torch thread{'s' if res['threads'] != 1 else ''}, "
+            "measured in the same run. Reported rows are quoted, not measured here.")
     return "\n".join(lines) + "\n" + note
 
 

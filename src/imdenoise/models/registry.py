@@ -117,7 +117,7 @@ def list_models() -> list[ModelInfo]:
     shipped = {r.name: r for r in rows}
     for alias, (gray, color) in SHIPPED_ALIASES.items():
         if gray in shipped and color in shipped:
-            photo = " (photos' correlated noise at a level read on every second pixel)" if alias == "default" else ""
+            photo = " (photos: on 2x2 pixel-shuffled sub-images, where their noise is close to white)" if alias == "default" else ""
             rows.insert(0, ModelInfo(alias, "pretrained", "auto", shipped[gray].parameters,
                                      f"'{gray}' for gray images, '{color}' for color images{photo}"))
     for arch in ARCHITECTURES.values():
