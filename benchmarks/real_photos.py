@@ -35,9 +35,10 @@ def main() -> None:
     from imdenoise.denoisers.catalog import load
     from imdenoise.io.images import read_image
     from imdenoise.metrics import psnr_uint8, quantize_8bit
+    from imdenoise.paths import datasets_root
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
+    ap.add_argument("--datasets", type=Path, default=datasets_root())
     ap.add_argument("--output", type=Path, default=ROOT / "docs" / "img" / "real_photos.jpg")
     ap.add_argument("--crop", type=int, default=200)
     args = ap.parse_args()

@@ -304,9 +304,13 @@ def test_reported_sigma_is_the_level_the_model_used(client, gray_image):
     estimated, used = float(r.headers["x-imdenoise-sigma-estimated"]), float(r.headers["x-imdenoise-sigma"])
     hi = load("gray").noise_range[1]
     assert estimated > hi + 5 and used == hi, (estimated, used)
+    plan = r.headers["x-imdenoise-plan"]  # what `default` chose, as the CLI says it
+    assert plan.startswith("model gray, white noise") and f"denoised at {hi:.1f}" in plan, plan
     again = post(client, data, method="default", sigma=used)  # the same result when that level is given
     assert again.content == r.content
-    assert post(client, data, method=FAST).headers["x-imdenoise-sigma"] == r.headers["x-imdenoise-sigma-estimated"]
+    fast = post(client, data, method=FAST)
+    assert fast.headers["x-imdenoise-sigma"] == r.headers["x-imdenoise-sigma-estimated"]
+    assert "x-imdenoise-plan" not in fast.headers
 
 
 def test_plan_sigma_per_kind_of_method():

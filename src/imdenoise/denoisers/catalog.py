@@ -95,8 +95,8 @@ def _trained_sigma_max(name: str) -> float | None:
 def describe(name: str) -> MethodInfo:
     """Kind and one-line description of an available method name (the web service's list of models)."""
     if name in SHIPPED_ALIASES:
-        return MethodInfo(name, "model", "shipped U-Nets: the photo model for real photos' noise, else the gray "
-                                         "or the color model, chosen by the image",
+        return MethodInfo(name, "model", "shipped U-Nets: the gray or the color model, chosen by the image; "
+                                         "a photo's noise on pixel-shuffled sub-images",
                           _trained_sigma_max(SHIPPED_ALIASES[name][1]))
     if name == "zeroshot":
         return MethodInfo(name, "zeroshot", "zero-shot Noise2Noise: trains a tiny network on this image (slow)")

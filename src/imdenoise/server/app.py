@@ -276,6 +276,8 @@ def _result_response(result: JobResult, method: str | None) -> Response:
         headers["X-Imdenoise-Sigma-Estimated"] = f"{result.sigma_estimated:.2f}"
     if result.sigma_used is not None:
         headers["X-Imdenoise-Sigma"] = f"{result.sigma_used:.2f}"
+    if result.plan is not None:
+        headers["X-Imdenoise-Plan"] = result.plan
     if result.timings:
         headers["Server-Timing"] = ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in result.timings.items())
     return Response(result.content, media_type=result.media_type, headers=headers)
@@ -331,7 +333,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.post("/api/v1/denoise", response_class=Response, tags=["denoise"], responses={
         200: {"content": {"image/png": {}, "image/tiff": {}},
               "description": "the denoised image; X-Imdenoise-Sigma (used), X-Imdenoise-Sigma-Estimated, "
-                             "X-Imdenoise-Time-Ms headers"}, **ERROR_RESPONSES})
+                             "X-Imdenoise-Time-Ms headers, and for 'default' X-Imdenoise-Plan (the model, "
+                             "noise kind and level it chose)"}, **ERROR_RESPONSES})
     async def denoise(
         request: Request,
         image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF, BMP or NPY (8/16-bit or float), gray or color")],

@@ -331,6 +331,7 @@ class JobResult:
     sigma_used: float | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    plan: str | None = None  # 'default': what it chose (model, noise kind, level), as the CLI says it
 
 
 def _check(deadline: float, limit: float) -> None:
@@ -420,7 +421,8 @@ class ImageJob:
             content = self._encode(work, out, image, fmt, dtype)
             t["encode"] = time.monotonic() - start - sum(t.values())
         h, w = image.data.shape[:2]
-        return JobResult(content, MEDIA_TYPE[fmt], w, h, plan.estimated, plan.used, time.monotonic() - start, t)
+        chosen = plan.auto.describe() if plan.auto is not None else None
+        return JobResult(content, MEDIA_TYPE[fmt], w, h, plan.estimated, plan.used, time.monotonic() - start, t, chosen)
 
 
 def png_dtype(source: Any) -> np.dtype:

@@ -179,8 +179,9 @@ async function denoise() {
     state.method = xhr.getResponseHeader("X-Imdenoise-Method") || $("method").value;
     $("sigma-estimated").textContent = est !== null ? `${Number(est).toFixed(1)} (0-255 scale)`
       : sigma === null ? "-" : "not estimated (level given)";
-    $("sigma-used").textContent = sigmaUsedText(used, est, sigma);
-    $("method-used").textContent = state.method;
+    const chosen = xhr.getResponseHeader("X-Imdenoise-Plan");  // 'default': the model and level it chose
+    $("sigma-used").textContent = sigmaUsedText(used, est, sigma, chosen !== null);
+    $("method-used").textContent = chosen === null ? state.method : `${state.method}: ${chosen}`;
     const ms = xhr.getResponseHeader("X-Imdenoise-Time-Ms");
     $("time-used").textContent = ms === null ? "-" : `${(Number(ms) / 1000).toFixed(2)} s`;
     const link = $("download-png");
@@ -201,11 +202,13 @@ async function denoise() {
 }
 
 // The level the method really denoised with (X-Imdenoise-Sigma): a shipped model clamps an estimate
-// to its trained range, so it can differ from the estimate; some methods use no level at all.
-function sigmaUsedText(used, est, sigma) {
+// to its trained range, so it can differ from the estimate; `default` sets a photo's level by its own
+// rule (its plan, shown as the method, says so); some methods use no level at all.
+function sigmaUsedText(used, est, sigma, planned) {
   if (used === null) return "not used by this method";
   const value = Number(used).toFixed(1);
   if (sigma !== null) return value;
+  if (planned) return `${value} (auto)`;
   if (est !== null && Math.abs(Number(est) - Number(used)) >= 0.05) {
     return `${value} (auto; the estimate ${Number(est).toFixed(1)} is outside the method's range)`;
   }
