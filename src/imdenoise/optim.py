@@ -1,8 +1,9 @@
-"""The one optimisation step every loop takes: training runs, prune's fine-tune and zero-shot fitting."""
+"""The one optimisation loop and the one step it takes: training runs (and prune's fine-tune, which runs
+as one) and zero-shot fitting, which sits below the Trainer in the layers (it is inference on one image)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -22,3 +23,17 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, paramet
         scaler.update()
     else:
         optimizer.step()
+
+
+def run_steps(step: Callable[[int], float], start: int, end: int,
+              after: Callable[[int, float], bool] | None = None) -> int:
+    """The optimisation loop: ``step(i)`` (one batch: forward, loss, `optimizer_step`; returns the loss)
+    for i from `start` up to `end`, then ``after(i + 1, loss)`` (logging, validation, checkpoints), which
+    stops the loop early by returning True. Returns the number of steps completed (`start` counts)."""
+    done = start
+    while done < end:
+        loss = step(done)
+        done += 1
+        if after is not None and after(done, loss):
+            break
+    return done

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from imdenoise.denoisers.base import prepare
 from imdenoise.errors import ConfigError, ImDenoiseError
 from imdenoise.models.zeroshot_net import ZeroShotNet
-from imdenoise.optim import optimizer_step
+from imdenoise.optim import optimizer_step, run_steps
 from imdenoise.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -205,23 +205,30 @@ def fit(noisy: torch.Tensor, settings: dict[str, Any], *, features: int = 48, se
     bar = tqdm(total=total, desc="zero-shot fit", unit="it", leave=False,
                disable=not (progress and sys.stderr.isatty()))
     losses: list[float] = []
-    stopped = False
     start = time.perf_counter()
     model.train()
-    for it in range(total):
+
+    def step(_: int) -> float:
         batch = _random_crops(even, patch, gen) if patch else even
         loss = zeroshot_loss(model, batch, settings["precision"])
         optimizer_step(loss, opt, model.parameters())
         sched.step()
-        losses.append(float(loss.detach()))
+        return float(loss.detach())
+
+    stopped = False
+
+    def after(done: int, loss: float) -> bool:
+        nonlocal stopped
+        losses.append(loss)
         bar.update(1)
-        if it % 25 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3e}")
-        if patience and _plateaued(losses, patience):
-            stopped = True
-            break
+        if done % 25 == 1:
+            bar.set_postfix(loss=f"{loss:.3e}")
+        stopped = bool(patience) and _plateaued(losses, patience)
+        return stopped
+
+    done = run_steps(step, 0, total, after)
     bar.close()
-    return FitResult(model.eval(), len(losses), time.perf_counter() - start, losses, stopped)
+    return FitResult(model.eval(), done, time.perf_counter() - start, losses, stopped)
 
 
 @torch.no_grad()

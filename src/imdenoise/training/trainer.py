@@ -16,7 +16,7 @@ from imdenoise.atomic import write_bytes_atomic
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.registry import build_model, get_architecture
-from imdenoise.optim import optimizer_step
+from imdenoise.optim import optimizer_step, run_steps
 from imdenoise.paths import portable
 from imdenoise.precision import autocast
 from imdenoise.training import checkpoints as ckpt
@@ -215,27 +215,35 @@ class Trainer:
         logger = RunLogger(self.run_dir, cfg.log, cfg.name, cfg.optim.steps, self.step, enabled=self.is_main)
         last_ckpt_time = time.monotonic()
         it = iter(loader)
+        batch: dict[str, torch.Tensor] = {}
+
+        def step(_: int) -> float:
+            nonlocal batch
+            batch = next(it)
+            return self.train_step(batch)
+
+        def after(done: int, loss: float) -> bool:
+            nonlocal last_ckpt_time
+            self.step = done
+            logger.step(self.step, loss, self.optimizer.param_groups[0]["lr"], batch, self._preview)
+            if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
+                metrics, samples = validate(self.ema_model(), self.val_images, cfg.data.val_noise, self.device,
+                                            cfg.data.blind_level)
+                improved = metrics["psnr"] > self.best_psnr
+                self.best_psnr = max(self.best_psnr, metrics["psnr"])
+                if not math.isnan(metrics["psnr"]):  # no reference images (self-supervised): nothing measured
+                    self.history.append({"step": self.step, **metrics})
+                logger.validation(self.step, metrics, samples)
+                self.save(best=improved)
+                last_ckpt_time = time.monotonic()
+            elif (self.step % cfg.log.ckpt_every == 0
+                  or time.monotonic() - last_ckpt_time > 60 * cfg.log.ckpt_minutes):
+                self.save()
+                last_ckpt_time = time.monotonic()
+            return False
+
         try:
-            end = min(cfg.optim.steps, stop_at or cfg.optim.steps)
-            while self.step < end:
-                batch = next(it)
-                loss = self.train_step(batch)
-                self.step += 1
-                logger.step(self.step, loss, self.optimizer.param_groups[0]["lr"], batch, self._preview)
-                if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
-                    metrics, samples = validate(self.ema_model(), self.val_images, cfg.data.val_noise, self.device,
-                                                cfg.data.blind_level)
-                    improved = metrics["psnr"] > self.best_psnr
-                    self.best_psnr = max(self.best_psnr, metrics["psnr"])
-                    if not math.isnan(metrics["psnr"]):  # no reference images (self-supervised): nothing measured
-                        self.history.append({"step": self.step, **metrics})
-                    logger.validation(self.step, metrics, samples)
-                    self.save(best=improved)
-                    last_ckpt_time = time.monotonic()
-                elif (self.step % cfg.log.ckpt_every == 0
-                      or time.monotonic() - last_ckpt_time > 60 * cfg.log.ckpt_minutes):
-                    self.save()
-                    last_ckpt_time = time.monotonic()
+            run_steps(step, self.step, min(cfg.optim.steps, stop_at or cfg.optim.steps), after)
         finally:
             logger.close()
         if self.step < cfg.optim.steps:
