@@ -294,6 +294,12 @@ def test_an_ambiguous_screen_is_decided_on_the_full_estimates(monkeypatch: pytes
     assert not est.estimate_noise(white).correlated and est.estimate_noise(camera).correlated
     monkeypatch.setattr(est, "screen", lambda image: (8.0, 8.0 * 1.1))  # clearly white: no second look
     assert not est.estimate_noise(camera).correlated
+    full = est.estimate_sigma
+    calls: list[int] = []
+    monkeypatch.setattr(est, "estimate_sigma", lambda image, stride=1: calls.append(stride) or full(image, stride))
+    monkeypatch.setattr(est, "screen", lambda image: (1.0, 1.3))  # faint: a photo, named without a second look
+    faint = est.estimate_noise(camera)
+    assert faint.photo_like and faint.kind == "faint" and faint.level == 1.3 and calls == []
 
 
 def test_estimate_survives_8bit_clipping() -> None:
