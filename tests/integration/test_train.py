@@ -313,6 +313,31 @@ def test_blind_level_feeds_the_rule_in_training_and_lands_in_the_card(image_dir:
     assert card.blind_level == rule and card.noise_range == (0.0, rule.max_level)
 
 
+def test_shuffle_trains_on_sub_images_and_lands_in_the_card(image_dir: Path, tmp_path: Path) -> None:
+    """`data.shuffle: 2`: each step's batch is the patches' 2x2 pixel-shuffled sub-images, each with its
+    patch's level; the card says so, and a patch size that is not a multiple is refused."""
+    from imdenoise.denoisers.shuffle import to_sub_images
+    from imdenoise.models.weights import read_card
+    from imdenoise.training.trainer import sub_image_batch
+
+    raw = _raw(image_dir, tmp_path / "run", steps=4)
+    raw["data"].update(shuffle=2, noise=["gaussian:5-40"])
+    raw["log"].update(val_every=4)
+    trainer = Trainer(load_config(raw=raw))
+    batch = {k: torch.stack([trainer.train_set[i][k] for i in range(2)]) for k in ("noisy", "target", "sigma")}
+    subs = sub_image_batch(batch, 2)
+    assert subs["noisy"].shape == (8, 1, 16, 16) and torch.equal(subs["noisy"], to_sub_images(batch["noisy"], 2))
+    assert torch.equal(subs["sigma"], batch["sigma"].repeat_interleave(4))
+    seen: list[tuple[int, ...]] = []
+    forward = trainer.net.forward
+    trainer.net.forward = lambda x, s, **kw: (seen.append(tuple(x.shape)), forward(x, s, **kw))[1]  # type: ignore[method-assign]
+    card = read_card(trainer.fit())
+    assert seen[0] == (16, 1, 16, 16) and card.shuffle == 2 and trainer.history[-1]["psnr"] > 0
+    raw["data"]["patch_size"] = 33
+    with pytest.raises(ConfigError, match="patch_size=33 is not a multiple of data.shuffle=2"):
+        load_config(raw=raw)
+
+
 def test_a_shipped_name_as_init_weights_starts_from_that_model(image_dir: Path, tmp_path: Path) -> None:
     from imdenoise.models.weights import SHIPPED_DIR, load_model
 

@@ -141,6 +141,55 @@ def test_pixel_shuffled_puts_every_pixel_back_in_place() -> None:
     assert pixel_shuffled(double, image[:3, :3], 5.0).shape == (3, 3, 3) and seen == [(3, 3, 3)]
 
 
+def test_pixel_shuffled_batches_and_tensors_match_the_training_split() -> None:
+    """The batched (NHWC) and tensor (NCHW) forms of pixel_shuffled visit the same sub-images as
+    `to_sub_images` makes in training, and `from_sub_images` puts them back."""
+    from imdenoise.denoisers.shuffle import from_sub_images, pixel_shuffled, to_sub_images
+
+    batch = torch.rand(2, 3, 8, 6)
+    subs = to_sub_images(batch, 2)
+    assert subs.shape == (8, 3, 4, 3) and torch.equal(from_sub_images(subs, 2), batch)
+    assert torch.equal(subs[1], batch[0, :, 0::2, 1::2]) and torch.equal(subs[6], batch[1, :, 1::2, 0::2])
+    seen: list[torch.Tensor] = []
+
+    def record(sub, sigma):
+        seen.append(sub)
+        return sub + 1
+
+    assert torch.equal(pixel_shuffled(record, batch, None, 2, axis=2), batch + 1)
+    assert all(torch.equal(seen[k], subs[k::4]) for k in range(4))
+    nhwc = batch.permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(pixel_shuffled(lambda a, s: a * 3, nhwc, None, 2, axis=1), nhwc * 3)
+
+
+def test_a_model_trained_on_sub_images_runs_on_them(tiny: ModelDenoiser) -> None:
+    """A card with shuffle 2 makes the network run on the pixel-shuffled sub-images at the whole image's
+    level, alone and as `default`'s photo model (not shuffled twice)."""
+    from imdenoise.denoisers.shuffle import pixel_shuffled
+    from imdenoise.models.weights import ModelCard
+    from imdenoise.noise.estimation import BlindLevel
+    from imdenoise.noise.models import parse_noise
+
+    torch.manual_seed(3)
+    net = build_model("unet", widths=(8, 16), in_channels=3)
+    rule = BlindLevel(stride=2, scale=1.25, offset=5.0)
+    card = ModelCard(name="photo", architecture="unet", in_channels=3, blind_level=rule, shuffle=2)
+    opts = InferenceOptions(tile=None)
+    photo = ModelDenoiser(net, "photo", card=card, options=opts)
+    plain = ModelDenoiser(net, "plain", card=card.model_copy(update={"shuffle": 1}), options=opts)
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
+        _photo_scene(), np.random.default_rng(1))
+    level = rule.of(camera)
+    expected = pixel_shuffled(plain.denoise, camera, level)
+    assert np.allclose(photo.denoise(camera), expected, atol=1e-6)
+    assert not np.allclose(plain.denoise(camera, level), expected, atol=1e-3)  # the shuffle changes the result
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color", options=opts)
+    auto = AutoDenoiser(tiny, color, photo)
+    plan = auto.plan(camera)
+    assert plan.model is photo and plan.shuffle == 2 and "pixel-shuffled" in plan.describe()
+    assert np.allclose(auto.run(plan, camera), expected, atol=1e-6)
+
+
 def test_default_runs_photos_on_pixel_shuffled_sub_images(tiny: ModelDenoiser) -> None:
     """A photo's plan says shuffle 2 and runs the color model on the sub-images at the rule's level; white
     noise and a given sigma run on the whole image."""
@@ -174,9 +223,10 @@ def test_a_conditioned_photo_model_gets_its_cards_blind_level_rule(tiny: ModelDe
     photo = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "photo", card=card)
     camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
         _photo_scene(), np.random.default_rng(1))
-    expected = 6.0 + 3.0 * estimate_sigma(camera[::2, ::2])
+    expected = 6.0 + 3.0 * estimate_noise(camera).sigma_coarse  # stride 2: the screen's coarse estimate
     assert expected < 40 and abs(expected - estimate_sigma(camera)) > 1  # the rule differs from the AWGN estimate
     assert rule.of(camera) == pytest.approx(expected) == rule.of(camera, estimate_noise(camera))
+    assert BlindLevel(stride=3, scale=3.0, offset=6.0).of(camera) == pytest.approx(6.0 + 3.0 * estimate_sigma(camera[::3, ::3]))
     assert photo.sigma_for(camera, None) == pytest.approx(expected)
     plan = AutoDenoiser(tiny, color, photo).plan(camera)
     assert plan.model is photo and plan.sigma == pytest.approx(expected) and "denoised at" in plan.describe()

@@ -58,6 +58,12 @@ class NetworkDenoiser:
     noise_range: tuple[float, float]
     precision: str
 
+    @property
+    def shuffle(self) -> int:
+        """> 1: the network runs on the shuffle x shuffle pixel-shuffled sub-images (its card says so: it
+        was trained on them), at the level of the whole image."""
+        return int(getattr(self.card, "shuffle", 1) or 1)
+
     def sigma_for(self, image: np.ndarray, sigma: float | None, estimate: Any = None) -> float:
         """The level handed to the network: the given sigma, else the estimate clamped to the trained range
         (or the card's `blind_level` rule, for a model trained on that rule's levels); `estimate`: a
@@ -79,6 +85,12 @@ class NetworkDenoiser:
     def _run(self, batch: np.ndarray, sigma: float) -> np.ndarray:
         """(N,H,W,C) float32 -> denoised (N,H,W,C), tiled and padded."""
         raise NotImplementedError
+
+    def _run_whole(self, batch: np.ndarray, sigma: float) -> np.ndarray:
+        """`_run`, on the pixel-shuffled sub-images for a network trained on them."""
+        if self.shuffle > 1:
+            return pixel_shuffled(self._run, batch, sigma, self.shuffle, axis=1)
+        return self._run(batch, sigma)
 
     def denoise(self, image: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """Denoise one float32 HxW or HxWxC image (any size); blind when sigma is None."""
@@ -106,9 +118,9 @@ class NetworkDenoiser:
             if self.channels == 1 and shape[-1] > 1:  # gray model: each channel as its own gray image
                 n, h, w, c = stack.shape
                 per = stack.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
-                out = self._run(per, s).reshape(n, c, h, w).transpose(0, 2, 3, 1)
+                out = self._run_whole(per, s).reshape(n, c, h, w).transpose(0, 2, 3, 1)
             else:
-                out = self._run(stack, s)
+                out = self._run_whole(stack, s)
             for j, i in enumerate(idx):
                 results[i] = prepared[i][0].finish(out[j])
         return [r.astype(np.float32, copy=False) for r in results]  # type: ignore[union-attr]
@@ -205,7 +217,7 @@ class AutoDenoiser:
         est = estimate_noise(color)
         if est.photo_like and self.photo is not None:
             level = self.photo.sigma_for(color, None, est) if self.photo.noise_conditioned else None
-            return Plan(self.photo, level, est)
+            return Plan(self.photo, level, est, self.photo.shuffle)
         rule = self.photo_rule if est.photo_like else None
         level = rule.level(est) if rule is not None else est.sigma
         lo, hi = awgn.noise_range
@@ -218,7 +230,7 @@ class AutoDenoiser:
             p = Prepared(*split_alpha(hwc), was_2d)
             rgb = plan.model.denoise(np.repeat(p.color, 3, axis=-1), plan.sigma)
             return p.finish(rgb_to_gray(rgb)[..., None])
-        if plan.shuffle > 1:
+        if plan.shuffle > 1 and plan.model.shuffle == 1:  # a white-noise model on a photo's sub-images
             return pixel_shuffled(plan.model.denoise, image, plan.sigma, plan.shuffle)
         return plan.model.denoise(image, plan.sigma)
 

@@ -44,6 +44,8 @@ class ModelCard(BaseModel):
     version: str = "0"
     blind_level: BlindLevel | None = Field(None, description=(
         "a noise-conditioned model's level when none is given: this rule, as in its training"))
+    shuffle: int = Field(1, ge=1, le=4, description=(
+        "> 1: the model runs on the shuffle x shuffle pixel-shuffled sub-images, as in its training"))
 
 
 def save_weights(path: str | Path, model: DenoisingNet, card: ModelCard, dtype: torch.dtype = torch.float32) -> Path:

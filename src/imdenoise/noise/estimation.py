@@ -298,12 +298,14 @@ class BlindLevel(BaseModel):
     max_level: float = Field(55.0, gt=0, le=255, description="levels above are clamped, in training as at inference")
 
     def of(self, image: np.ndarray, estimate: NoiseEstimate | None = None) -> float:
-        """The level (0-255 scale) for `image`. At stride > 1 the estimate is made on the first
-        pixel-shuffled sub-image only (a 1/stride^2 share of the work of `estimate_sigma(stride=...)`,
-        which averages all of them); images too small for it are estimated whole. A stride-1
-        `estimate` already made is reused."""
+        """The level (0-255 scale) for `image`. Stride 1: the white-noise estimate; stride 2: `screen`'s
+        coarse estimate (`NoiseEstimate.sigma_coarse`, what `default` reads anyway); stride 3-4: the
+        estimate on the first pixel-shuffled sub-image. An `estimate` already made is reused; images too
+        small for a sub-image estimate are estimated whole."""
         image = np.asarray(image, dtype=np.float32)
-        if self.stride == 1 or min(image.shape[:2]) // self.stride < 3 * PATCH:
+        if self.stride == 2:
+            raw = (estimate if estimate is not None else estimate_noise(image)).sigma_coarse
+        elif self.stride == 1 or min(image.shape[:2]) // self.stride < 3 * PATCH:
             raw = estimate.sigma if estimate is not None else estimate_sigma(image)
         else:
             raw = estimate_sigma(image[:: self.stride, :: self.stride])

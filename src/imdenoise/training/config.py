@@ -51,6 +51,9 @@ class DataSection(_Strict):
     blind_level: BlindLevel | None = Field(None, description=(
         "noise-conditioned nets: feed this rule's estimate from the noisy input, not the true level, so "
         "the model is blind to the user (it is written into the weights' card)"))
+    shuffle: int = Field(1, ge=1, le=4, description=(
+        "train on each patch's shuffle x shuffle pixel-shuffled sub-images (patch_size a multiple of it), "
+        "where a photo's correlated noise is close to white; the model runs on them at inference too (its card)"))
     color_jitter: float = Field(0.0, ge=0, lt=1, description=(
         "clean images: brightness, contrast and saturation scaled by a factor drawn in [1-j, 1+j] (0: off)"))
 
@@ -72,6 +75,8 @@ class DataSection(_Strict):
     def _sources(self) -> "DataSection":
         if sum(bool(x) for x in (self.train, self.paired, self.noisy)) != 1:
             raise ValueError("give exactly one of data.train (clean folders), data.paired or data.noisy")
+        if self.patch_size % self.shuffle:
+            raise ValueError(f"data.patch_size={self.patch_size} is not a multiple of data.shuffle={self.shuffle}")
         bad = [s for s in self.scales if not 0 < s <= 1]
         if bad:
             raise ValueError(f"data.scales must lie in (0, 1] (downscaling only), got {bad}")

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from imdenoise.atomic import write_bytes_atomic
+from imdenoise.denoisers.shuffle import from_sub_images, to_sub_images
 from imdenoise.errors import ConfigError, ImDenoiseError, RunWriteError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.registry import build_model, get_architecture
@@ -177,7 +178,8 @@ class Trainer:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
         """One optimisation step; raises TrainingDivergedError on a non-finite loss."""
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = sub_image_batch({k: v.to(self.device, non_blocking=True) for k, v in batch.items()},
+                                self.cfg.data.shuffle)
         gen = torch.Generator().manual_seed(self.cfg.optim.seed * 1_000_003 + self.step * self.world + self.rank)
         step = make_step_inputs(self.cfg, batch, gen, self.step)
         inp = step.inp.contiguous(memory_format=torch.channels_last)
@@ -196,7 +198,10 @@ class Trainer:
 
     def _preview(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The EMA model's output for a few training patches, on the CPU (the logger's image grid)."""
-        return self.ema_model()(noisy.to(self.device), sigma.to(self.device)).float().cpu()
+        s = self.cfg.data.shuffle
+        subs = to_sub_images(noisy.to(self.device), s)
+        out = self.ema_model()(subs, sigma.to(self.device).repeat_interleave(s * s)).float()
+        return from_sub_images(out, s).cpu()
 
     # ----------------------------------------------------------------- loop
     def fit(self, stop_at: int | None = None) -> Path | None:
@@ -228,7 +233,7 @@ class Trainer:
             logger.step(self.step, loss, self.optimizer.param_groups[0]["lr"], batch, self._preview)
             if (self.step % cfg.log.val_every == 0 or self.step == cfg.optim.steps) and self.is_main:
                 metrics, samples = validate(self.ema_model(), self.val_images, cfg.data.val_noise, self.device,
-                                            cfg.data.blind_level)
+                                            cfg.data.blind_level, cfg.data.shuffle)
                 improved = metrics["psnr"] > self.best_psnr
                 self.best_psnr = max(self.best_psnr, metrics["psnr"])
                 if not math.isnan(metrics["psnr"]):  # no reference images (self-supervised): nothing measured
@@ -293,6 +298,15 @@ class Trainer:
                                  path or self.run_dir / f"{self.cfg.name}.safetensors")
 
 
+def sub_image_batch(batch: dict[str, torch.Tensor], stride: int) -> dict[str, torch.Tensor]:
+    """A batch of patches as the batch of their stride x stride pixel-shuffled sub-images (data.shuffle),
+    each with its patch's level."""
+    if stride <= 1:
+        return batch
+    return {k: v.repeat_interleave(stride * stride, dim=0) if v.ndim < 4 else to_sub_images(v, stride)
+            for k, v in batch.items()}
+
+
 def write_run_weights(cfg: TrainConfig, model: DenoisingNet, step: int, history: list[dict[str, Any]],
                       path: Path) -> Path:
     """Save a run's model with a card naming its architecture, data, steps and last validation."""
@@ -305,7 +319,7 @@ def write_run_weights(cfg: TrainConfig, model: DenoisingNet, step: int, history:
         in_channels=cfg.data.channels, parameters=sum(p.numel() for p in model.parameters()),
         description=cfg.description,
         training_data=", ".join(portable(p) for p in cfg.data.train or cfg.data.noisy or list(cfg.data.paired or [])),
-        training_steps=step, blind_level=cfg.data.blind_level,
+        training_steps=step, blind_level=cfg.data.blind_level, shuffle=cfg.data.shuffle,
         noise_range=(0.0, cfg.data.blind_level.max_level) if cfg.data.blind_level else _noise_range(cfg.data.noise),
         validation=history[-1] if history else {},
     )

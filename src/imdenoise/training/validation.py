@@ -8,6 +8,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from imdenoise.denoisers.shuffle import pixel_shuffled
 from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.models.base import DenoisingNet
 from imdenoise.noise.estimation import BlindLevel
@@ -20,15 +21,21 @@ def _forward(model: DenoisingNet, t: torch.Tensor, sigma: torch.Tensor) -> torch
     return model(t, sigma)
 
 
+def _whole(model: DenoisingNet, sigma: torch.Tensor, x: torch.Tensor, _level: object = None) -> torch.Tensor:
+    """The model over one (N,C,H,W) image, tiled (pixel_shuffled's callback: the level is in `sigma`)."""
+    return run_tiled(functools.partial(_forward, model, sigma=sigma), x, model.size_multiple, tile=512)
+
+
 ValImage = Union[np.ndarray, tuple[np.ndarray, np.ndarray]]  # clean uint8, or a real (noisy, reference) pair
 
 
 def validate(model: DenoisingNet, images: Sequence[ValImage], val_noise: str, device: torch.device,
-             blind_level: BlindLevel | None = None) -> tuple[dict[str, float], Samples]:
+             blind_level: BlindLevel | None = None, shuffle: int = 1) -> tuple[dict[str, float], Samples]:
     """Mean PSNR/SSIM of the EMA model on the held-out images with seeded noise, or on real noisy
     pairs (data.val_pairs), with the noisy input's PSNR for reference, and
     (noisy, denoised, clean) crops of the first few images for the sample grids. `blind_level`: a
-    model trained on that rule's levels (data.blind_level) is given them here too."""
+    model trained on that rule's levels (data.blind_level) is given them here too, and one trained on
+    pixel-shuffled sub-images (data.shuffle) runs on them."""
     from imdenoise.metrics import psnr_uint8, quantize_8bit, ssim_uint8
     from imdenoise.noise.models import benchmark_rng, parse_noise
 
@@ -55,7 +62,7 @@ def validate(model: DenoisingNet, images: Sequence[ValImage], val_noise: str, de
             cond = blind_level.of(np.clip(noisy, 0.0, 1.0))
         sigma = torch.full((1,), cond / 255.0, device=device)
         with torch.inference_mode():
-            out = run_tiled(functools.partial(_forward, model, sigma=sigma), x, model.size_multiple, tile=512)
+            out = pixel_shuffled(functools.partial(_whole, model, sigma), x, None, shuffle, axis=2)
         out_u8 = quantize_8bit(out[0].cpu().numpy().transpose(1, 2, 0))
         noisy_u8 = quantize_8bit(noisy)
         psnrs.append(psnr_uint8(clean_u8, out_u8))
