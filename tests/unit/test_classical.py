@@ -159,3 +159,13 @@ def test_bm3d_gray_stored_as_rgb_or_flat_is_not_nan(crop: np.ndarray) -> None:
     flat = np.full((20, 20, 3), 0.4, np.float32)
     flat[..., 0] = 0.6  # constant luma and chroma: nothing to denoise
     assert np.allclose(get_classical("bm3d").denoise(flat, sigma=25), flat, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_vanishing_sigma_gives_finite_output(name: str) -> None:
+    """A level far under a gray level (1e-216: its square underflows) must not turn into NaN; it was
+    wavelet's BayesShrink on small colour images (found by the property tests)."""
+    image = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    for sigma in (1e-216, 1e-30):
+        out = get_classical(name).denoise(image, sigma=sigma)
+        assert np.isfinite(out).all() and out.shape == image.shape

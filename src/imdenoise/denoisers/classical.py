@@ -116,6 +116,8 @@ class WaveletDenoiser(ClassicalDenoiser):
         from skimage.restoration import denoise_wavelet
 
         color = image.shape[2] == 3
+        if sigma < 1e-6:  # under a millionth of a gray level: no noise; BayesShrink's sigma^2 would underflow to NaN
+            return image.copy()
         return denoise_wavelet(image, sigma=sigma / 255, wavelet=self.wavelet, mode="soft", method="BayesShrink",
                                wavelet_levels=self.levels, convert2ycbcr=color, rescale_sigma=True,
                                channel_axis=-1)
