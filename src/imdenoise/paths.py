@@ -12,6 +12,12 @@ DATASETS_HINT = (f"the standard sets are not part of the package: put them in on
                  "to it (README, 'Data')")
 
 
+def cache_dir(kind: str) -> Path:
+    """Where derived files of one kind are cached (ONNX exports, cleaned training sources):
+    $IMDENOISE_CACHE/<kind>, by default ~/.cache/imdenoise/<kind>."""
+    return Path(os.environ.get("IMDENOISE_CACHE", Path.home() / ".cache" / "imdenoise")) / kind
+
+
 def datasets_root() -> Path:
     """The standard datasets' folder: $IMDENOISE_DATASETS; else, run from a source checkout, the team's
     `../shared/datasets` beside it; else (an installed package) `datasets` in the working directory."""

@@ -359,3 +359,28 @@ def test_every_shipped_recipe_validates_and_points_into_the_datasets_root(
     made = [s for s in sources if s and "/runs/" in s]  # made by a documented command into the checkout's runs/
     assert all(s.startswith(str(ROOT / "runs")) for s in made), made
     assert all(s.startswith(str(tmp_path / "sets")) for s in sources if s and s not in made), sources
+
+
+def test_clean_sources_denoise_the_training_images_once(color_image: np.ndarray, gray_image: np.ndarray,
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data.clean_sources`: grainy sources come out with a fraction of their noise (gray and colour),
+    the cap limits how much is taken away, and a second run reads the cache instead of denoising again."""
+    import imdenoise.denoisers.catalog as catalog
+    from imdenoise.noise.models import estimate_sigma
+    from imdenoise.training.data import clean_sources
+
+    monkeypatch.setenv("IMDENOISE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    grainy = [np.clip(np.round((img[:128, :128] + rng.normal(0, 5 / 255, img[:128, :128].shape)) * 255), 0, 255
+                      ).astype(np.uint8) for img in (color_image, gray_image)]
+    out = clean_sources(grainy, 8.0)
+    for before, after in zip(grainy, out):
+        assert after.shape == before.shape and after.dtype == np.uint8
+        assert estimate_sigma(after / 255.0) < 0.5 * estimate_sigma(before / 255.0)
+    light = clean_sources(grainy, 1.0)
+    assert np.abs(light[0].astype(int) - grainy[0]).mean() < 0.75 * np.abs(out[0].astype(int) - grainy[0]).mean()
+    assert len(list((tmp_path / "cache" / "clean-sources").glob("*.npy"))) == 4
+    monkeypatch.setattr(catalog, "load", lambda *a, **k: pytest.fail("denoised again instead of read from the cache"))
+    monkeypatch.setattr("imdenoise.denoisers.catalog.load", catalog.load)
+    again = clean_sources(grainy, 8.0)
+    assert all(np.array_equal(a, b) for a, b in zip(again, out))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from imdenoise.denoisers.tiling import run_tiled
 from imdenoise.errors import ImDenoiseError, WeightsError
 from imdenoise.models.base import DenoisingNet
 from imdenoise.models.weights import CARD_KEY, SHIPPED_ALIASES, ModelCard, load_network, shipped_path
+from imdenoise.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class OnnxDenoiser(NetworkDenoiser):
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("IMDENOISE_CACHE", Path.home() / ".cache" / "imdenoise")) / "onnx"
+    return cache_dir("onnx")
 
 
 def _resolve_state_dict(weights: Path, arch: str) -> tuple[DenoisingNet, ModelCard]:

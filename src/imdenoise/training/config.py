@@ -51,6 +51,9 @@ class DataSection(_Strict):
     blind_level: BlindLevel | None = Field(None, description=(
         "noise-conditioned nets: feed this rule's estimate from the noisy input, not the true level, so "
         "the model is blind to the user (it is written into the weights' card)"))
+    clean_sources: float | None = Field(None, gt=0, le=55, description=(
+        "clean images: denoise them first with `default`, its level capped at this (0-255), and train on "
+        "the result: scanned film (BSD) holds more grain than a camera JPEG's noise; cached in $IMDENOISE_CACHE"))
     shuffle: int = Field(1, ge=1, le=4, description=(
         "train on each patch's shuffle x shuffle pixel-shuffled sub-images (patch_size a multiple of it), "
         "where a photo's correlated noise is close to white; the model runs on them at inference too (its card)"))
