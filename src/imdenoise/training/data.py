@@ -64,7 +64,7 @@ def clean_sources(images: list[np.ndarray], cap: float) -> list[np.ndarray]:
     from imdenoise.models.weights import shipped_path
     from imdenoise.paths import cache_dir
 
-    default = load("default")
+    default = None  # loaded on the first image not in the cache
     base = hashlib.sha256(f"cap={cap:g}".encode())
     for name in ("gray", "color"):
         path = shipped_path(name)
@@ -78,6 +78,7 @@ def clean_sources(images: list[np.ndarray], cap: float) -> list[np.ndarray]:
         if cached.is_file():
             out.append(np.load(cached))
             continue
+        default = default or load("default")
         x = img.astype(np.float32) / 255.0
         plan = default.plan(x)  # type: ignore[attr-defined]
         plan = replace(plan, sigma=min(float(plan.sigma or 0.0), cap))
