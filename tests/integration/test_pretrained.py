@@ -51,7 +51,8 @@ def test_gray_model_beats_wavelet_and_nlm(gray_image: np.ndarray) -> None:
 
 def test_default_picks_by_channels_and_noise(gray_image: np.ndarray, color_image: np.ndarray) -> None:
     """White noise goes to the gray or color model by channels at its estimate; a given sigma is used as
-    is; a clean or faintly noisy image (a photo's case) gets the photo level rule's level instead."""
+    is; a clean or faintly noisy image (a photo's case) follows the photo rule: the photo model from a
+    stride-2 estimate of 4, else the color model at the rule's level."""
     from imdenoise.denoisers.network import photo_rule
 
     d = load("default")
@@ -60,8 +61,11 @@ def test_default_picks_by_channels_and_noise(gray_image: np.ndarray, color_image
     assert d.plan(color).sigma == pytest.approx(25, abs=2)
     assert d.pick(gray_image, sigma=5).name == "gray" and d.pick(color_image, sigma=5).name == "color"
     plan = d.plan(color_image)
-    assert plan.model.name == "color" and plan.estimate.photo_like
-    assert plan.sigma == pytest.approx(photo_rule().of(color_image)) and plan.sigma >= 6
+    assert plan.estimate.photo_like
+    if photo_rule().use_photo(plan.estimate):
+        assert plan.model.name == "photo" and plan.sigma is None and plan.estimate.sigma_coarse >= 4
+    else:
+        assert plan.model.name == "color" and plan.sigma == pytest.approx(photo_rule().of(color_image))
 
 
 def test_tile_size_changes_psnr_by_less_than_0_02_db(gray_image: np.ndarray) -> None:

@@ -190,6 +190,33 @@ def test_a_model_trained_on_sub_images_runs_on_them(tiny: ModelDenoiser) -> None
     assert np.allclose(auto.run(plan, camera), expected, atol=1e-6)
 
 
+def test_the_photo_rule_hands_loud_photos_to_the_photo_model(tiny: ModelDenoiser) -> None:
+    """With a `photo` model, a photo whose stride-2 estimate reaches `photo_from` goes to it; a fainter one
+    stays on `color`'s sub-images at the rule's level; white noise and a given sigma never go to it."""
+    from imdenoise.denoisers.network import PhotoRule
+    from imdenoise.noise.estimation import estimate_noise
+    from imdenoise.noise.models import parse_noise
+
+    color = ModelDenoiser(build_model("unet", widths=(8, 16), in_channels=3), "color")
+    photo = ModelDenoiser(build_model("unet-blind", widths=(8, 16), in_channels=3), "photo")
+    camera, _, _ = parse_noise("camera:shot=0.002,quality=92,chroma=3,luma=1.5").sample_pair(
+        _photo_scene(), np.random.default_rng(1))
+    coarse = estimate_noise(camera).sigma_coarse
+    loud = AutoDenoiser(tiny, color, photo, photo_rule=PhotoRule(offset=5.0, scale=1.25, photo_from=coarse - 0.01))
+    faint = AutoDenoiser(tiny, color, photo, photo_rule=PhotoRule(offset=5.0, scale=1.25, photo_from=coarse + 0.01))
+    plan = loud.plan(camera)
+    assert plan.model is photo and plan.sigma is None and plan.shuffle == 1
+    assert np.array_equal(loud.run(plan, camera), photo.denoise(camera))
+    plan = faint.plan(camera)
+    assert plan.model is color and plan.shuffle == 2 and plan.sigma == pytest.approx(5.0 + 1.25 * coarse)
+    white = np.clip(_photo_scene() + np.random.default_rng(2).normal(0, 25 / 255, (128, 160, 3)), 0, 1).astype(np.float32)
+    assert loud.plan(white).model is color and loud.plan(camera, sigma=10).model is color
+    gray = camera[..., 0]  # a gray photo stays on `gray`'s sub-images: photo learned a colour camera's noise
+    rule = PhotoRule(offset=5.0, scale=1.25, photo_from=estimate_noise(gray).sigma_coarse - 0.01)
+    plan = AutoDenoiser(tiny, color, photo, photo_rule=rule).plan(gray)
+    assert plan.estimate.photo_like and plan.model is tiny and plan.shuffle == 2
+
+
 def test_default_runs_photos_on_pixel_shuffled_sub_images(tiny: ModelDenoiser) -> None:
     """A photo's plan says shuffle 2 and runs the color model on the sub-images at the rule's level; white
     noise and a given sigma run on the whole image."""

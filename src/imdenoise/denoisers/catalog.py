@@ -42,7 +42,9 @@ def load(name_or_path: str | Path, *, arch: str | None = None, backend: str = "t
     if name in SHIPPED_ALIASES:
         gray, color = (shipped_path(n) for n in SHIPPED_ALIASES[name])
         if gray and color:
-            return AutoDenoiser(_load_weights(gray, None, opts), _load_weights(color, None, opts), name=name,
+            photo = shipped_path("photo") if name == "default" else None
+            return AutoDenoiser(_load_weights(gray, None, opts), _load_weights(color, None, opts),
+                                _load_weights(photo, None, opts) if photo else None, name=name,
                                 photo_rule=photo_rule() if name == "default" else None)
     shipped = shipped_path(name)
     if shipped:

@@ -304,7 +304,9 @@ def load_onnx(name_or_path: str | Path, opts: InferenceOptions | None = None, ar
     if name in SHIPPED_ALIASES:
         gray, color = SHIPPED_ALIASES[name]
         if shipped_path(gray) and shipped_path(color):
-            return AutoDenoiser(load_onnx(gray, opts), load_onnx(color, opts), name=name,
+            photo = name == "default" and shipped_path("photo") is not None
+            return AutoDenoiser(load_onnx(gray, opts), load_onnx(color, opts),
+                                load_onnx("photo", opts) if photo else None, name=name,
                                 photo_rule=photo_rule() if name == "default" else None)
     shipped = shipped_path(name)
     p = shipped or Path(name)
