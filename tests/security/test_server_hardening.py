@@ -188,7 +188,7 @@ def test_no_space_for_the_job_is_507_generic(app, tmp_path, monkeypatch, caplog,
     else:
         import imdenoise.io.formats as fmts
 
-        monkeypatch.setattr(fmts, "write_pillow", lambda *a: (_ for _ in ()).throw(full))
+        monkeypatch.setattr(fmts, "write_pillow", lambda *a, **k: (_ for _ in ()).throw(full))
     with caplog.at_level(logging.ERROR, logger="imdenoise.server.jobs"), TestClient(app) as c:
         r = post(c, _png(), method="gaussian", sigma=10)
         preview = c.post("/api/v1/preview", files={"image": ("x.png", _png(), "image/png")})

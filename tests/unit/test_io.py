@@ -185,6 +185,46 @@ def test_exif_orientation_applied(tmp_path):
     assert img.data[5, 10, 0] > 0.8 and img.data[35, 10, 2] > 0.8  # red on top, blue below
 
 
+def _profile(space: str) -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile(space)).tobytes()
+
+
+def test_photo_keeps_its_colour_profile_and_exif(tmp_path):
+    """A camera JPEG's ICC profile (e.g. Display P3: without it colours shift) and EXIF (camera, date,
+    in the Exif sub-IFD) are written back; the orientation tag is gone, as the pixels are upright."""
+    icc = _profile("sRGB")
+    im = PILImage.fromarray(_random("uint8", (20, 30, 3), seed=3))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Canon"
+    exif.get_ifd(0x8769)[0x9003] = "2026:12:07 10:00:00"  # DateTimeOriginal
+    im.save(tmp_path / "photo.jpg", exif=exif, icc_profile=icc, quality=95)
+    src = read_image(tmp_path / "photo.jpg")
+    assert src.icc_profile == icc and src.data.shape == (30, 20, 3)
+    for ext in ("jpg", "png"):
+        with PILImage.open(write_image(tmp_path / f"out.{ext}", src.data, like=src)) as out:
+            kept = out.getexif()
+            assert out.info.get("icc_profile") == icc and out.size == (20, 30)
+            assert kept.get(0x010F) == "Canon" and kept.get_ifd(0x8769).get(0x9003) == "2026:12:07 10:00:00"
+            assert 0x0112 not in kept  # upright now: a viewer must not turn it again
+        assert read_image(tmp_path / f"out.{ext}").data.shape == (30, 20, 3)
+    assert read_image(write_image(tmp_path / "out.tif", src.data, like=src)).icc_profile == icc
+    assert read_image(write_image(tmp_path / "out.bmp", src.data, like=src)).icc_profile is None  # BMP holds none
+
+
+def test_a_colour_profile_is_only_written_where_it_fits(tmp_path):
+    """An RGB profile is not attached to gray output, nor a CMYK source's profile to its RGB pixels."""
+    im = PILImage.fromarray(_random("uint8", (8, 9, 3), seed=4))
+    im.save(tmp_path / "rgb.png", icc_profile=_profile("sRGB"))
+    src = read_image(tmp_path / "rgb.png")
+    with PILImage.open(write_image(tmp_path / "gray.png", src.data.mean(-1), like=src)) as out:
+        assert "icc_profile" not in out.info
+    assert io_formats.icc_fits(_profile("sRGB"), 3) and not io_formats.icc_fits(_profile("sRGB"), 1)
+    assert not io_formats.icc_fits(b"\0" * 16 + b"CMYK" + b"\0" * 108, 3) and not io_formats.icc_fits(b"short", 3)
+
+
 def test_multipage_tiff_frames(tmp_path):
     stack = _random("uint16", (3, 8, 9), seed=6)
     tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
@@ -344,7 +384,7 @@ def test_existing_output_refused_and_kept(tmp_path):
 def test_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
     write_image(tmp_path / "ok.tif", np.zeros((5, 5, 3), np.float32))
 
-    def broken_writer(fh, arr, fmt):
+    def broken_writer(fh, arr, fmt, **metadata):
         fh.write(b"partial")
         raise OSError("disk full")
 

@@ -56,10 +56,13 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, stru
 
 @dataclass
 class RawFrame:
-    """One decoded frame: samples HxWxC in the file's type, and the source's colour mode."""
+    """One decoded frame: samples HxWxC in the file's type, the source's colour mode, and the metadata
+    written back with the result (the ICC colour profile; EXIF, its orientation already applied)."""
 
     array: np.ndarray
     mode: str
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
 
 
 def sniff(head: bytes) -> str | None:
@@ -124,7 +127,10 @@ def read_pillow(path: Path, fmt: str, max_pixels: int | None) -> RawFrame:
         except _DECODE_ERRORS as exc:
             raise _corrupt(path, fmt, exc) from None
         mode = im.mode
-        return RawFrame(_pillow_to_array(path, oriented if oriented is not None else im), _base_mode(mode))
+        upright = oriented if oriented is not None else im
+        # exif_transpose drops the orientation tag of what it turned, so the EXIF written back stays true
+        return RawFrame(_pillow_to_array(path, upright), _base_mode(mode),
+                        im.info.get("icc_profile") or None, upright.info.get("exif") or None)
 
 
 def exif_orientation(path: Path, fmt: str) -> int:
@@ -212,12 +218,33 @@ def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
-def write_pillow(fh: BinaryIO, arr: np.ndarray, fmt: str) -> None:
-    """Write uint8 HxWxC with Pillow (JPEG at quality 95 without chroma subsampling)."""
+# What each format can carry of a source's metadata (PNG: iCCP and eXIf chunks; JPEG: APP2 and APP1)
+METADATA: dict[str, tuple[str, ...]] = {"PNG": ("icc_profile", "exif"), "JPEG": ("icc_profile", "exif"),
+                                        "TIFF": ("icc_profile",)}
+_JPEG_APP1_MAX = 65533  # bytes of EXIF one JPEG APP1 segment holds
+
+
+def icc_fits(profile: bytes, channels: int) -> bool:
+    """True if an ICC profile describes images of this many colour channels (its header's colour
+    space: 'GRAY' for 1, 'RGB ' for 3); a CMYK source's profile does not fit its RGB pixels."""
+    return len(profile) >= 20 and profile[16:20] == {1: b"GRAY", 3: b"RGB "}.get(channels)
+
+
+def write_pillow(fh: BinaryIO, arr: np.ndarray, fmt: str, icc_profile: bytes | None = None,
+                 exif: bytes | None = None) -> None:
+    """Write uint8 HxWxC with Pillow (JPEG at quality 95 without chroma subsampling), with the
+    source's ICC profile and EXIF where the format holds them."""
     from PIL import Image as PILImage
 
     im = PILImage.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-    options = {"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}
+    options: dict[str, Any] = {"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}
+    if icc_profile and "icc_profile" in METADATA.get(fmt, ()):
+        options["icc_profile"] = icc_profile
+    if exif and "exif" in METADATA.get(fmt, ()):
+        if fmt == "JPEG" and len(exif) > _JPEG_APP1_MAX:
+            log.warning("EXIF of %d bytes does not fit a JPEG (at most %d); not written", len(exif), _JPEG_APP1_MAX)
+        else:
+            options["exif"] = exif
     im.save(fh, format=fmt, **options)
 
 
@@ -299,7 +326,9 @@ def _read_tiff_page(path: Path, page, index: int, max_pixels: int | None) -> Raw
     elif arr.shape[-1] == 4:
         mode = "RGBA"
     tag = page.tags.get(274)  # Orientation
-    return RawFrame(orient(_tiff_sample_type(where, arr), int(tag.value) if tag else 1), mode)
+    icc = page.tags.get(34675)  # InterColorProfile
+    return RawFrame(orient(_tiff_sample_type(where, arr), int(tag.value) if tag else 1), mode,
+                    bytes(icc.value) if icc is not None and isinstance(icc.value, bytes) else None)
 
 
 def _apply_colormap(colormap: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -320,22 +349,23 @@ def _tiff_sample_type(where: str, arr: np.ndarray) -> np.ndarray:
                          f"(supported: uint8, uint16, float16/32/64)")
 
 
-def write_tiff(fh: BinaryIO, arr: np.ndarray) -> None:
+def write_tiff(fh: BinaryIO, arr: np.ndarray, icc_profile: bytes | None = None) -> None:
     """Write HxWxC (uint8/uint16/float32) as a deflate-compressed TIFF, a 2nd/4th channel as alpha."""
-    write_tiff_pages(fh, [arr])
+    write_tiff_pages(fh, [arr], [icc_profile])
 
 
-def write_tiff_pages(fh: BinaryIO, arrays: list[np.ndarray]) -> None:
-    """Write HxWxC arrays as the pages of one TIFF, in order (what `read_tiff` reads back as frames)."""
+def write_tiff_pages(fh: BinaryIO, arrays: list[np.ndarray], icc_profiles: list[bytes | None] | None = None) -> None:
+    """Write HxWxC arrays as the pages of one TIFF, in order (what `read_tiff` reads back as frames),
+    each with its ICC profile if given."""
     import tifffile
 
     with tifffile.TiffWriter(fh) as tif:
-        for arr in arrays:
+        for i, arr in enumerate(arrays):
             channels = arr.shape[-1]
             tif.write(arr[..., 0] if channels == 1 else arr, photometric="rgb" if channels >= 3 else "minisblack",
                       planarconfig="contig" if channels > 1 else None,
                       extrasamples=["unassalpha"] if channels in (2, 4) else None,
-                      compression="zlib", metadata=None)
+                      compression="zlib", metadata=None, iccprofile=icc_profiles[i] if icc_profiles else None)
 
 
 # ---------------------------------------------------------------- NPY: numpy

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
@@ -59,6 +60,8 @@ class Image:
     dtype: np.dtype  # source sample type: uint8, uint16 or float32
     mode: str  # source colour mode: "L", "LA", "RGB", "RGBA", "P", "1", "CMYK", ...
     path: Path | None = None
+    icc_profile: bytes | None = None  # the source's colour profile: written back, or colours shift
+    exif: bytes | None = None  # the source's EXIF (camera, date, ...), orientation already applied
 
     @property
     def height(self) -> int:
@@ -153,7 +156,7 @@ def _to_image(frame: fmts.RawFrame, path: Path) -> Image:
     if arr.shape[-1] in (2, 4):
         alpha = np.ascontiguousarray(as_float[..., -1])
         as_float = as_float[..., :-1]
-    return Image(np.ascontiguousarray(as_float), alpha, dtype, frame.mode, path)
+    return Image(np.ascontiguousarray(as_float), alpha, dtype, frame.mode, path, frame.icc_profile, frame.exif)
 
 
 def write_image(path: PathLike, data: np.ndarray, *, like: Image | None = None, dtype=None,
@@ -171,9 +174,16 @@ def write_image(path: PathLike, data: np.ndarray, *, like: Image | None = None, 
                               f"(supported: {', '.join(fmts.EXTENSIONS)})")
     _check_output(path, overwrite)
     arr, out_dtype = _prepare(path, fmt, data, like, dtype, alpha)
-    writer: Callable[[BinaryIO, np.ndarray], None] | None = {"NPY": fmts.write_npy, "TIFF": fmts.write_tiff}.get(fmt)
-    if writer is None:
-        writer = fmts.write_png16 if out_dtype == "uint16" else (lambda fh, a: fmts.write_pillow(fh, a, fmt))
+    icc, exif = _metadata(like, arr)
+    writer: Callable[[BinaryIO, np.ndarray], None]
+    if fmt == "NPY":
+        writer = fmts.write_npy
+    elif fmt == "TIFF":
+        writer = partial(fmts.write_tiff, icc_profile=icc)
+    elif out_dtype == "uint16":
+        writer = fmts.write_png16
+    else:
+        writer = partial(fmts.write_pillow, fmt=fmt, icc_profile=icc, exif=exif)
     _atomic_write(path, lambda fh: writer(fh, arr), overwrite)
     log.debug("wrote %s (%s, %s, %d channels)", path, fmt, out_dtype, arr.shape[-1])
     return path
@@ -192,9 +202,20 @@ def write_frames(path: PathLike, frames: list[np.ndarray], *, like: list[Image] 
         raise ImageWriteError(f"{path}: {len(frames)} frames can only be written to a multi-page .tif/.tiff file")
     _check_output(path, overwrite)
     pages = [_prepare(path, "TIFF", f, like[i] if like else None, dtype, None)[0] for i, f in enumerate(frames)]
-    _atomic_write(path, lambda fh: fmts.write_tiff_pages(fh, pages), overwrite)
+    iccs = [_metadata(like[i] if like else None, page)[0] for i, page in enumerate(pages)]
+    _atomic_write(path, lambda fh: fmts.write_tiff_pages(fh, pages, iccs), overwrite)
     log.debug("wrote %s (TIFF, %d pages)", path, len(pages))
     return path
+
+
+def _metadata(like: Image | None, arr: np.ndarray) -> tuple[bytes | None, bytes | None]:
+    """The source's ICC profile (only if it fits the colour channels written: not a CMYK source's
+    profile on RGB output) and EXIF, to write back with the result."""
+    if like is None:
+        return None, None
+    colour = arr.shape[-1] - (arr.shape[-1] in (2, 4))
+    icc = like.icc_profile if like.icc_profile and fmts.icc_fits(like.icc_profile, colour) else None
+    return icc, like.exif
 
 
 def _check_output(path: Path, overwrite: bool) -> None:
