@@ -8,6 +8,10 @@ Prints a markdown table: mean and max absolute error (and mean signed error, the
 ``--clipped``: the noisy image as an 8-bit file holds it (clipped to 0-255 and rounded).
 ``--routing``: what `default` decides blind (``estimate_noise``): the stride-2 / stride-1 ratio and
 how many images count as photo-like, on the four AWGN test sets and on the real PolyU photos.
+``--camera``: the level `default` reports for a photo against the true RMS of synthetic camera noise
+(every third Kodak24 image, 512x512 top-left crops, `camera` noise at shot 1e-4 to 1e-2; true RMS of
+the 8-bit noisy minus its reference, the per-channel offset and the band over 8 pixels removed, as
+`benchmarks/real_error_bands.py` measures the PolyU noise), and the stride-2 and stride-4 estimates.
 """
 
 from __future__ import annotations
@@ -49,6 +53,33 @@ def routing(datasets: Path, sigmas: list[float]) -> None:
     row("polyu-canon", "real", [estimate_noise(np.asarray(Image.open(p), dtype=np.float32) / 255.0) for p in real])
 
 
+def camera(datasets: Path) -> None:
+    """Reported photo level against the true RMS of synthetic camera noise, per shot gain (medians)."""
+    from scipy.ndimage import gaussian_filter
+
+    from imdenoise.metrics import quantize_8bit
+    from imdenoise.noise.estimation import estimate_noise
+    from imdenoise.noise.models import parse_noise
+
+    spec = "camera:shot={shot},quality=90-98,sharpen=0-0.15,luma=0.5-1.5,refsharpen=0"
+    paths = sorted(p for p in (datasets / "test" / "kodak24").iterdir() if p.suffix.lower() == ".png")[::3]
+    images = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32)[:512, :512] / 255.0 for p in paths]
+    print("| camera noise, shot | images | true RMS | reported level | estimate, stride 2 | stride 4 |")
+    print("|---|---|---|---|---|---|")
+    for shot in (1e-4, 1e-3, 1e-2):
+        rows = []
+        for i, clean in enumerate(images):
+            noisy, target, _ = parse_noise(spec.format(shot=shot)).sample_pair(clean, np.random.default_rng(i))
+            noisy = np.clip(noisy, 0, 1).astype(np.float32)
+            e = quantize_8bit(noisy).astype(np.float64) - quantize_8bit(target)
+            e -= e.mean(axis=(0, 1))
+            e -= gaussian_filter(e, (8, 8, 0))
+            rows.append((np.sqrt(np.mean(e ** 2)), estimate_noise(noisy).level, estimate_sigma(noisy, stride=2),
+                         estimate_sigma(noisy, stride=4)))
+        m = np.median(np.array(rows), axis=0)
+        print(f"| {shot:g} | {len(rows)} | " + " | ".join(f"{v:.2f}" for v in m) + " |", flush=True)
+
+
 def load_set(folder: Path) -> list[np.ndarray]:
     """A gray set sorted by file name, as float32 HxWx1 in [0, 1] (protocol step 1)."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".bmp", ".tif"})
@@ -67,7 +98,11 @@ def main() -> None:
     ap.add_argument("--plain", action="store_true", help="the plain estimator, no flat-region pooling")
     ap.add_argument("--clipped", action="store_true", help="estimate on the 8-bit file: clipped and rounded")
     ap.add_argument("--routing", action="store_true", help="photo-or-white-noise decisions of `default`")
+    ap.add_argument("--camera", action="store_true", help="reported photo level against synthetic camera noise")
     args = ap.parse_args()
+    if args.camera:
+        camera(args.datasets)
+        return
     if args.routing:
         routing(args.datasets, [float(s) for s in args.sigmas.split(",")] if args.sigmas != DEFAULT_SIGMAS
                 else [15.0, 25.0, 50.0])
