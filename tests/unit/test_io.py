@@ -214,6 +214,28 @@ def test_photo_keeps_its_colour_profile_and_exif(tmp_path):
     assert read_image(write_image(tmp_path / "out.bmp", src.data, like=src)).icc_profile is None  # BMP holds none
 
 
+def test_metadata_a_writer_refuses_never_costs_the_image(tmp_path, monkeypatch, caplog):
+    """If the format's encoder refuses the source's metadata, the pixels are still written, without it."""
+    im = PILImage.fromarray(_random("uint8", (6, 7, 3), seed=5))
+    exif = im.getexif()
+    exif[0x010F] = "Canon"
+    im.save(tmp_path / "src.jpg", exif=exif, quality=95)
+    src = read_image(tmp_path / "src.jpg")
+    save = PILImage.Image.save
+
+    def picky_save(self, fp, format=None, **params):
+        if "exif" in params:
+            fp.write(b"half a file")
+            raise ValueError("EXIF data is too long")
+        return save(self, fp, format, **params)
+
+    monkeypatch.setattr(PILImage.Image, "save", picky_save)
+    out = write_image(tmp_path / "out.jpg", src.data, like=src)
+    assert "source metadata not written" in caplog.text
+    again = read_image(out)
+    assert again.exif is None and np.abs(again.data - src.data).max() < 0.05
+
+
 def test_a_colour_profile_is_only_written_where_it_fits(tmp_path):
     """An RGB profile is not attached to gray output, nor a CMYK source's profile to its RGB pixels."""
     im = PILImage.fromarray(_random("uint8", (8, 9, 3), seed=4))

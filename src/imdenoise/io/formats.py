@@ -245,7 +245,16 @@ def write_pillow(fh: BinaryIO, arr: np.ndarray, fmt: str, icc_profile: bytes | N
             log.warning("EXIF of %d bytes does not fit a JPEG (at most %d); not written", len(exif), _JPEG_APP1_MAX)
         else:
             options["exif"] = exif
-    im.save(fh, format=fmt, **options)
+    start = fh.tell()
+    try:
+        im.save(fh, format=fmt, **options)
+    except (ValueError, TypeError, struct.error) as exc:  # metadata the format refuses: never lose the image
+        if "icc_profile" not in options and "exif" not in options:
+            raise
+        log.warning("source metadata not written (%s)", exc)
+        fh.seek(start)
+        fh.truncate()
+        im.save(fh, format=fmt, **{k: v for k, v in options.items() if k not in ("icc_profile", "exif")})
 
 
 # ---------------------------------------------------------------- TIFF: tifffile
