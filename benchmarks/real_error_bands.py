@@ -53,17 +53,22 @@ CAMERA_SPECS = ("quality=90-98,sharpen=0-0.15,luma=0.5-1.5,refsharpen=0",
                 "quality=90-98,sharpen=0.5-1,luma=0.5-1.5,refsharpen=0")
 
 
-def texture_quartiles(noisy8: np.ndarray, ref8: np.ndarray) -> list[float]:
-    """RMS of noisy - reference (offset and the over-8-px band removed) in the quartiles of the
-    reference's local (9x9) variance, flattest first."""
+def noise_residual(noisy8: np.ndarray, ref8: np.ndarray) -> np.ndarray:
+    """Noisy - reference with the per-channel offset and the over-8-px band removed: the noise."""
     e = noisy8.astype(np.float64) - ref8
     e -= e.mean(axis=(0, 1))
-    e -= _lowpass(e, 8.0)
+    return e - _lowpass(e, 8.0)
+
+
+def texture_quartiles(noisy8: np.ndarray, ref8: np.ndarray) -> list[float]:
+    """RMS of the noise (`noise_residual`) in the quartiles of the reference's local (9x9) variance,
+    flattest first, then over the whole image."""
+    e = noise_residual(noisy8, ref8)
     g = ref8.astype(np.float64).mean(-1)
     var = uniform_filter(g ** 2, 9) - uniform_filter(g, 9) ** 2
     q = np.quantile(var, [0.25, 0.5, 0.75])
     parts = [var <= q[0], (var > q[0]) & (var <= q[1]), (var > q[1]) & (var <= q[2]), var > q[2]]
-    return [float(np.sqrt(np.mean(e[p] ** 2))) for p in parts]
+    return [float(np.sqrt(np.mean(e[p] ** 2))) for p in (*parts, np.ones_like(var, bool))]
 
 
 def camera_texture() -> None:
@@ -79,7 +84,7 @@ def camera_texture() -> None:
         rows = []
         for i, clean in enumerate(images):
             noisy, target, _ = parse_noise(f"camera:shot=0.0003,{spec}").sample_pair(clean, np.random.default_rng(i))
-            rows.append(texture_quartiles(quantize_8bit(np.clip(noisy, 0, 1)), quantize_8bit(target)))
+            rows.append(texture_quartiles(quantize_8bit(np.clip(noisy, 0, 1)), quantize_8bit(target))[:4])
         m = np.median(np.array(rows), axis=0)
         print(f"| {spec} | " + " | ".join(f"{v:.2f}" for v in m) + f" | {m[3] / m[0]:.2f} |", flush=True)
 
@@ -112,10 +117,7 @@ def main() -> None:
 
     quart, est = [], []
     for n, r in zip(ds.noisy, refs):
-        e = n.astype(np.float64) - r
-        e -= e.mean(axis=(0, 1))
-        e -= _lowpass(e, 8.0)
-        quart.append(texture_quartiles(n, r) + [float(np.sqrt(np.mean(e ** 2)))])
+        quart.append(texture_quartiles(n, r))
         est.append([estimate_sigma(n.astype(np.float32) / 255, stride=s) for s in (1, 2, 4)])
     q, s = np.median(np.array(quart), axis=0), np.median(np.array(est), axis=0)
     print("\nNoise (noisy - reference, offset and over-8-px band removed), RMS by the reference's local variance"
